@@ -1,0 +1,101 @@
+"""The ``broadsheet`` command line: a thin shell over the ``ingest`` flow."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from broadsheet.prefect_env import apply_quiet_prefect_defaults
+
+app = typer.Typer(
+    name="broadsheet",
+    help="Turn archives of scraped news articles into Hive-partitioned Parquet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+
+
+def sample_input_dir() -> Path:
+    """The synthetic sample archive bundled with the package."""
+    return Path(str(files("broadsheet") / "sample_input"))
+
+
+@app.callback()
+def main() -> None:
+    """Broadsheet: news archives to analytics-ready Parquet."""
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Archive files or directories, walked recursively. Default: the bundled sample.",
+        show_default=False)] = None,
+    warehouse: Annotated[Path, typer.Option(
+        "--warehouse", "-w", help="Warehouse directory to write the tables into.")] = Path(
+        "warehouse"),
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Files parsed per Prefect task.")] = 500,
+) -> None:
+    """Ingest archive files into the warehouse and print what happened to each file."""
+    inputs = list(paths) if paths else [sample_input_dir()]
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
+
+    apply_quiet_prefect_defaults()
+    from broadsheet.warehouse_commit import WarehouseError, open_warehouse
+
+    try:
+        open_warehouse(warehouse)
+    except WarehouseError as error:
+        _fail(str(error), EXIT_FATAL)
+    from flows.ingest import ingest
+
+    summary = ingest([str(path) for path in inputs], str(warehouse), batch_size)
+    _print_summary(summary)
+
+
+def _fail(message: str, code: int) -> None:
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _print_summary(summary: object) -> None:
+    from flows.ingest import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    table = Table(title=f"run {summary.run_id} ({summary.seconds:.1f} s)", show_header=True)
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    table.add_row("articles written", f"{summary.articles_written:,}")
+    table.add_row("rejected", f"{summary.rejected:,}")
+    table.add_row("skipped", f"{summary.skipped:,}")
+    table.add_row("files seen", f"{summary.files_seen:,}", style="bold")
+    console.print(table)
+    root = summary.warehouse
+    console.print(f"Tables in {root}: articles/ (year=/month= partitions), rejects/, skips/, runs/",
+                  markup=False, highlight=False, soft_wrap=True)
+    articles_glob = f"{root}/articles/**/*.parquet"
+    console.print("Read them with Polars:", markup=False)
+    console.print(
+        f"  python -c \"import polars as pl; print(pl.scan_parquet('{articles_glob}', "
+        f"hive_partitioning=True).collect())\"", markup=False, highlight=False, soft_wrap=True)
+    console.print("or with DuckDB:", markup=False)
+    console.print(
+        f"  python -c \"import duckdb; duckdb.sql(\\\"SELECT year, month, count(*) FROM "
+        f"read_parquet('{articles_glob}', hive_partitioning=true, union_by_name=true) "
+        f"GROUP BY ALL ORDER BY ALL\\\").show()\"", markup=False, highlight=False, soft_wrap=True)
+    if summary.rejected:
+        console.print(f"Rejects and their reasons: {root}/rejects/", markup=False,
+                      highlight=False, soft_wrap=True)

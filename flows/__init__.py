@@ -1,0 +1,1 @@
+"""Prefect wiring: the ``ingest`` flow and its tasks."""

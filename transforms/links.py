@@ -1,0 +1,186 @@
+"""URL rules: canonical article ids, image source choice, and social share anchors."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
+_PLACEHOLDER_SRC = re.compile(r"placeholder|blank\.gif|spacer\.gif|transparent\.(gif|png)|"
+                              r"grey-placeholder|lazy[-_]?load", re.IGNORECASE)
+_TRACKING_PIXEL = re.compile(r"^https?://(medium\.com/_/stat|feeds\.feedburner\.com/~r/|"
+                             r"stats\.wordpress\.com/|pixel\.wp\.com/|www\.google-analytics\.com/)",
+                             re.IGNORECASE)
+_LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src")
+
+
+def canonical_url(url: str) -> str:
+    """The URL with scheme and host lower-cased, default port and fragment dropped, and
+    percent-escapes upper-cased; path and query are otherwise kept as given."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port is not None and str(parts.port) != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    if parts.username is not None:
+        credentials = parts.username + (f":{parts.password}" if parts.password else "")
+        host = f"{credentials}@{host}"
+    path = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.path) or "/"
+    query = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.query)
+    return urlunsplit((scheme, host, path, query, ""))
+
+
+def article_id(url: str) -> str:
+    """Stable article id: 32 hex characters of the SHA-256 of the canonical URL."""
+    return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:32]
+
+
+def is_http_url(url: str) -> bool:
+    """True for absolute http(s) URLs with a host."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def image_source(attributes: dict[str, str], base_url: str) -> str | None:
+    """The URL an ``<img>`` shows, per the extraction rubric, or None when it is not an image.
+
+    ``src`` wins; the largest ``srcset`` candidate or a lazy-loading attribute is used only
+    when ``src`` is empty or a placeholder. Relative URLs resolve against the article URL;
+    non-http(s) schemes and 1x1 tracking pixels are not images.
+    """
+    if attributes.get("width") == "1" and attributes.get("height") == "1":
+        return None
+    src = attributes.get("src", "").strip()
+    if not src or src.startswith("data:") or _PLACEHOLDER_SRC.search(src):
+        src = _largest_srcset_candidate(attributes.get("srcset", "")) or next(
+            (attributes[name].strip() for name in _LAZY_ATTRIBUTES
+             if attributes.get(name, "").strip()), "")
+    if not src or src.startswith("data:"):
+        return None
+    resolved = src if is_http_url(src) else urljoin(base_url, src)
+    if not is_http_url(resolved) or _TRACKING_PIXEL.match(resolved):
+        return None
+    return resolved
+
+
+def _largest_srcset_candidate(srcset: str) -> str:
+    best, best_size = "", -1.0
+    for candidate in srcset.split(","):
+        pieces = candidate.split()
+        if not pieces:
+            continue
+        size = 1.0
+        if len(pieces) > 1 and pieces[-1][-1:] in ("w", "x"):
+            try:
+                size = float(pieces[-1][:-1])
+            except ValueError:
+                size = 1.0
+        if size > best_size:
+            best, best_size = pieces[0], size
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A social share anchor: its platform, its href and the URL it shares (None if absent)."""
+
+    platform: str
+    url: str
+    target_url: str | None
+
+
+# (platform, host suffix, path prefix); checked in order, first match wins.
+_SHARE_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("facebook", "facebook.com", "/sharer"),
+    ("facebook", "facebook.com", "/dialog/share"),
+    ("facebook", "facebook.com", "/dialog/feed"),
+    ("facebook", "facebook.com", "/share"),
+    ("twitter", "twitter.com", "/intent/tweet"),
+    ("twitter", "twitter.com", "/share"),
+    ("twitter", "twitter.com", "/home"),
+    ("x", "x.com", "/intent/tweet"),
+    ("x", "x.com", "/intent/post"),
+    ("x", "x.com", "/share"),
+    ("whatsapp", "whatsapp.com", "/send"),
+    ("whatsapp", "wa.me", "/"),
+    ("telegram", "t.me", "/share"),
+    ("telegram", "telegram.me", "/share"),
+    ("linkedin", "linkedin.com", "/shareArticle"),
+    ("linkedin", "linkedin.com", "/sharing"),
+    ("linkedin", "linkedin.com", "/cws/share"),
+    ("reddit", "reddit.com", "/submit"),
+    ("weibo", "service.weibo.com", "/share"),
+    ("weibo", "v.t.sina.com.cn", "/share"),
+    ("line", "social-plugins.line.me", "/"),
+    ("line", "line.me", "/R/msg"),
+    ("other", "del.icio.us", "/post"),
+    ("other", "delicious.com", "/save"),
+    ("other", "pinterest.com", "/pin/create"),
+    ("other", "tumblr.com", "/share"),
+    ("other", "tumblr.com", "/widgets/share"),
+    ("other", "getpocket.com", "/save"),
+    ("other", "getpocket.com", "/edit"),
+    ("other", "vk.com", "/share.php"),
+    ("other", "plurk.com", "/"),
+    ("other", "digg.com", "/submit"),
+    ("other", "douban.com", "/share"),
+    ("other", "connect.qq.com", "/widget/shareqq"),
+    ("other", "sns.qzone.qq.com", "/cgi-bin/qzshare"),
+)
+_ADDTOANY_SERVICES = {
+    "facebook": "facebook", "twitter": "twitter", "x": "x", "whatsapp": "whatsapp",
+    "telegram": "telegram", "linkedin": "linkedin", "reddit": "reddit", "sina_weibo": "weibo",
+    "line": "line", "email": "email",
+}
+_TARGET_PARAMETERS = ("u", "url", "href")
+
+
+def share_link(href: str) -> ShareLink | None:
+    """Classify an anchor's (entity-decoded) href as a share link, or None when it is not one."""
+    href = href.strip()
+    lowered = href.lower()
+    if lowered.startswith(("javascript:", "data:")) or not href:
+        return None
+    parts = urlsplit(href)
+    scheme = parts.scheme.lower()
+    platform: str | None = None
+    if scheme == "whatsapp":
+        platform = "whatsapp"
+    elif scheme == "mailto":
+        platform = "email" if parts.query else None
+    elif scheme in ("http", "https"):
+        platform = _web_share_platform((parts.hostname or "").lower(), parts.path)
+    if platform is None:
+        return None
+    return ShareLink(platform, href, _share_target(parts.query))
+
+
+def _web_share_platform(host: str, path: str) -> str | None:
+    if host.endswith("addtoany.com"):
+        if path.startswith("/add_to/"):
+            return _ADDTOANY_SERVICES.get(path.removeprefix("/add_to/").strip("/"), "other")
+        return "other" if path.startswith("/share") else None
+    for platform, host_suffix, path_prefix in _SHARE_ENDPOINTS:
+        on_host = host == host_suffix or host.endswith("." + host_suffix)
+        if on_host and path.startswith(path_prefix):
+            return platform
+    return None
+
+
+def _share_target(query: str) -> str | None:
+    if not query:
+        return None
+    values = dict(parse_qsl(query, keep_blank_values=True))
+    for name in _TARGET_PARAMETERS:
+        value = values.get(name, "").strip()
+        if is_http_url(value):
+            return value
+    for name in ("text", "body"):
+        match = _URL_IN_TEXT.search(values.get(name, ""))
+        if match:
+            return match.group(0)
+    return None
