@@ -38,14 +38,18 @@ def main() -> None:
 
 @app.command()
 def run(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Archive files or directories, walked recursively. Default: the bundled sample.",
-        show_default=False)] = None,
-    warehouse: Annotated[Path, typer.Option(
-        "--warehouse", "-w", help="Warehouse directory to write the tables into.")] = Path(
-        "warehouse"),
-    batch_size: Annotated[int, typer.Option(
-        min=1, help="Files parsed per Prefect task.")] = 500,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Archive files or directories, walked recursively. Default: the bundled sample.",
+            show_default=False,
+        ),
+    ] = None,
+    warehouse: Annotated[
+        Path,
+        typer.Option("--warehouse", "-w", help="Warehouse directory to write the tables into."),
+    ] = Path("warehouse"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Files parsed per Prefect task.")] = 500,
 ) -> None:
     """Ingest archive files into the warehouse and print what happened to each file."""
     inputs = list(paths) if paths else [sample_input_dir()]
@@ -84,18 +88,34 @@ def _print_summary(summary: object) -> None:
     table.add_row("files seen", f"{summary.files_seen:,}", style="bold")
     console.print(table)
     root = summary.warehouse
-    console.print(f"Tables in {root}: articles/ (year=/month= partitions), rejects/, skips/, runs/",
-                  markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"Tables in {root}: articles/ (year=/month= partitions), rejects/, skips/, runs/",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     articles_glob = f"{root}/articles/**/*.parquet"
     console.print("Read them with Polars:", markup=False)
     console.print(
         f"  python -c \"import polars as pl; print(pl.scan_parquet('{articles_glob}', "
-        f"hive_partitioning=True).collect())\"", markup=False, highlight=False, soft_wrap=True)
+        f'hive_partitioning=True).collect())"',
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print("or with DuckDB:", markup=False)
     console.print(
-        f"  python -c \"import duckdb; duckdb.sql(\\\"SELECT year, month, count(*) FROM "
+        f'  python -c "import duckdb; duckdb.sql(\\"SELECT year, month, count(*) FROM '
         f"read_parquet('{articles_glob}', hive_partitioning=true, union_by_name=true) "
-        f"GROUP BY ALL ORDER BY ALL\\\").show()\"", markup=False, highlight=False, soft_wrap=True)
+        f'GROUP BY ALL ORDER BY ALL\\").show()"',
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if summary.rejected:
-        console.print(f"Rejects and their reasons: {root}/rejects/", markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"Rejects and their reasons: {root}/rejects/",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -75,15 +75,17 @@ def load_gold(gold_file: Path) -> list[GoldLabel]:
         row = json.loads(line)
         relative = Path(row["path"])
         source = "/".join(relative.parts[1:3]) if relative.parts[1] == "news" else relative.parts[1]
-        labels.append(GoldLabel(
-            path=gold_file.parent / relative,
-            source=source,
-            title=row["title"],
-            url=row["url"],
-            epoch_ms=int(row["epoch_ms"]),
-            body_paragraphs=tuple(row["body_paragraphs"]),
-            headings=tuple(row["headings"]),
-            image_urls=tuple(row["image_urls"]),
-            share_link_count=len(row["share_links"]),
-        ))
+        labels.append(
+            GoldLabel(
+                path=gold_file.parent / relative,
+                source=source,
+                title=row["title"],
+                url=row["url"],
+                epoch_ms=int(row["epoch_ms"]),
+                body_paragraphs=tuple(row["body_paragraphs"]),
+                headings=tuple(row["headings"]),
+                image_urls=tuple(row["image_urls"]),
+                share_link_count=len(row["share_links"]),
+            )
+        )
     return labels

@@ -68,46 +68,67 @@ def discover(paths: Sequence[Path | str]) -> Discovery:
         for entry, entry_stat in _walk(Path(os.path.abspath(given)), discovery, top=True):
             identity = (entry_stat.st_dev, entry_stat.st_ino)
             if identity in seen:
-                discovery.skipped.append(SkippedPath(
-                    str(entry), SkipReason.DUPLICATE_PATH,
-                    "the same file was already reached through another input path"))
+                discovery.skipped.append(
+                    SkippedPath(
+                        str(entry),
+                        SkipReason.DUPLICATE_PATH,
+                        "the same file was already reached through another input path",
+                    )
+                )
                 continue
             seen.add(identity)
-            discovery.files.append(InputFile(str(entry), entry_stat.st_size,
-                                             entry_stat.st_mtime_ns))
+            discovery.files.append(
+                InputFile(str(entry), entry_stat.st_size, entry_stat.st_mtime_ns)
+            )
     return discovery
 
 
 def _walk(path: Path, discovery: Discovery, *, top: bool) -> Iterator[tuple[Path, os.stat_result]]:
     if not top and path.name.startswith("."):
-        discovery.skipped.append(SkippedPath(str(path), SkipReason.HIDDEN,
-                                             "hidden entry (name starts with '.')"))
+        discovery.skipped.append(
+            SkippedPath(str(path), SkipReason.HIDDEN, "hidden entry (name starts with '.')")
+        )
         return
     try:
         entry_stat = path.stat()
     except OSError as error:
-        discovery.skipped.append(SkippedPath(str(path), SkipReason.NOT_REGULAR_FILE,
-                                             f"cannot stat: {error.strerror}"))
+        discovery.skipped.append(
+            SkippedPath(str(path), SkipReason.NOT_REGULAR_FILE, f"cannot stat: {error.strerror}")
+        )
         return
     if stat.S_ISDIR(entry_stat.st_mode):
         if path.is_symlink() and not top:
-            discovery.skipped.append(SkippedPath(
-                str(path), SkipReason.SYMLINKED_DIRECTORY,
-                "symlinked directory not followed (avoids cycles and double counting)"))
+            discovery.skipped.append(
+                SkippedPath(
+                    str(path),
+                    SkipReason.SYMLINKED_DIRECTORY,
+                    "symlinked directory not followed (avoids cycles and double counting)",
+                )
+            )
             return
         try:
             children = sorted(os.listdir(path))
         except OSError as error:
-            discovery.skipped.append(SkippedPath(str(path), SkipReason.UNREADABLE_DIRECTORY,
-                                                 f"cannot list directory: {error.strerror}"))
+            discovery.skipped.append(
+                SkippedPath(
+                    str(path),
+                    SkipReason.UNREADABLE_DIRECTORY,
+                    f"cannot list directory: {error.strerror}",
+                )
+            )
             return
         for child in children:
             yield from _walk(path / child, discovery, top=False)
     elif stat.S_ISREG(entry_stat.st_mode):
         yield path, entry_stat
     else:
-        discovery.skipped.append(SkippedPath(str(path), SkipReason.NOT_REGULAR_FILE,
-                                             "not a regular file (device, socket or FIFO)"))
+        discovery.skipped.append(
+            SkippedPath(
+                str(path),
+                SkipReason.NOT_REGULAR_FILE,
+                "not a regular file (device, socket or FIFO)",
+            )
+        )
 
 
 def read_input(path: str) -> bytes:

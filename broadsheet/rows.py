@@ -94,21 +94,35 @@ def articles_table(rows: Sequence[dict[str, Any]], run_id: str) -> pa.Table:
 def rejects_table(rejects: Sequence[RejectRow], run_id: str, ingested_at_ms: int) -> pa.Table:
     """The ``rejects`` rows of one batch."""
     rows = [
-        {"source_path": r.source_path, "content_sha256": r.content_sha256, "reason": r.reason,
-         "detail": r.detail, "run_id": run_id, "ingested_at": ingested_at_ms}
+        {
+            "source_path": r.source_path,
+            "content_sha256": r.content_sha256,
+            "reason": r.reason,
+            "detail": r.detail,
+            "run_id": run_id,
+            "ingested_at": ingested_at_ms,
+        }
         for r in rejects
     ]
     return pa.Table.from_pylist(rows, schema=REJECTS_SCHEMA).replace_schema_metadata(
-        file_metadata(run_id))
+        file_metadata(run_id)
+    )
 
 
-def skips_table(skips: Sequence[tuple[str, str, str]], run_id: str,
-                ingested_at_ms: int) -> pa.Table:
+def skips_table(
+    skips: Sequence[tuple[str, str, str]], run_id: str, ingested_at_ms: int
+) -> pa.Table:
     """The ``skips`` rows of a run, from (path, reason, detail) triples."""
     rows = [
-        {"source_path": path, "reason": reason, "detail": detail, "run_id": run_id,
-         "ingested_at": ingested_at_ms}
+        {
+            "source_path": path,
+            "reason": reason,
+            "detail": detail,
+            "run_id": run_id,
+            "ingested_at": ingested_at_ms,
+        }
         for path, reason, detail in skips
     ]
     return pa.Table.from_pylist(rows, schema=SKIPS_SCHEMA).replace_schema_metadata(
-        file_metadata(run_id))
+        file_metadata(run_id)
+    )

@@ -31,7 +31,8 @@ from schemas import ARTICLES_PARTITION_COLUMNS, REJECTS_SCHEMA
 
 STAGING_DIRNAME = "_staging"
 _PARTITIONING = ds.partitioning(
-    pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive")
+    pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
+)
 _COMPRESSION = "zstd"
 
 
@@ -66,7 +67,8 @@ def open_warehouse(root: Path | str) -> Warehouse:
         probe.unlink()
     except OSError as error:
         raise WarehouseError(
-            f"cannot write to warehouse {warehouse.root}: {error.strerror or error}") from error
+            f"cannot write to warehouse {warehouse.root}: {error.strerror or error}"
+        ) from error
     return warehouse
 
 
@@ -75,8 +77,9 @@ def stage_batch(staging: Path, batch_index: int, articles: pa.Table, rejects: pa
     for kind, table in (("articles", articles), ("rejects", rejects)):
         directory = staging / kind
         directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, directory / f"batch-{batch_index:06d}.parquet",
-                       compression=_COMPRESSION)
+        pq.write_table(
+            table, directory / f"batch-{batch_index:06d}.parquet", compression=_COMPRESSION
+        )
 
 
 def commit_run(warehouse: Warehouse, run_id: str, skips: pa.Table, run: pa.Table) -> list[Path]:
@@ -85,7 +88,8 @@ def commit_run(warehouse: Warehouse, run_id: str, skips: pa.Table, run: pa.Table
     ready = staging / "ready"
     _merge_articles(staging / "articles", ready / "articles", run_id)
     rejects = _concat_staged(staging / "rejects", REJECTS_SCHEMA).replace_schema_metadata(
-        file_metadata(run_id))
+        file_metadata(run_id)
+    )
     _write(rejects, ready / "rejects" / f"part-{run_id}.parquet")
     _write(skips, ready / "skips" / f"part-{run_id}.parquet")
     committed = _move_into_tables(ready, warehouse.root)

@@ -1,4 +1,4 @@
-"""Arrow schemas of every Broadsheet table: the single source of truth for column names and types."""
+"""Arrow schemas of every Broadsheet table: the one source of truth for columns and types."""
 
 from schemas.tables import (
     ARTICLES_PARTITION_COLUMNS,

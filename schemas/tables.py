@@ -31,38 +31,81 @@ SHARE_LINK_TYPE = pa.struct(
 
 ARTICLES_SCHEMA = pa.schema(
     [
-        _field("article_id", pa.string(), "Stable id: 32 hex chars of SHA-256 of the canonical URL.",
-               nullable=False),
+        _field(
+            "article_id",
+            pa.string(),
+            "Stable id: 32 hex chars of SHA-256 of the canonical URL.",
+            nullable=False,
+        ),
         _field("url", pa.string(), "Article URL exactly as the archive gives it.", nullable=False),
         _field("title", pa.string(), "Title exactly as the archive gives it.", nullable=False),
-        _field("published_at", _TIMESTAMP_UTC, "Publication time from the file header (UTC).",
-               nullable=False),
-        _field("paragraphs", _STRINGS, "Body paragraphs in reading order, lead first.",
-               nullable=False),
+        _field(
+            "published_at",
+            _TIMESTAMP_UTC,
+            "Publication time from the file header (UTC).",
+            nullable=False,
+        ),
+        _field(
+            "paragraphs", _STRINGS, "Body paragraphs in reading order, lead first.", nullable=False
+        ),
         _field("headings", _STRINGS, "Sub-headings inside the article, in order.", nullable=False),
-        _field("captions", _STRINGS, "Image and video captions and photo credits, in order.",
-               nullable=False),
-        _field("meta_blocks", _STRINGS, "Separate dateline, timestamp and byline blocks.",
-               nullable=False),
-        _field("image_urls", _STRINGS, "Absolute http(s) URLs of the article's images, in order.",
-               nullable=False),
-        _field("share_links", pa.list_(SHARE_LINK_TYPE),
-               "Social share anchors: platform, decoded href, and the URL they share (or null).",
-               nullable=False),
+        _field(
+            "captions",
+            _STRINGS,
+            "Image and video captions and photo credits, in order.",
+            nullable=False,
+        ),
+        _field(
+            "meta_blocks",
+            _STRINGS,
+            "Separate dateline, timestamp and byline blocks.",
+            nullable=False,
+        ),
+        _field(
+            "image_urls",
+            _STRINGS,
+            "Absolute http(s) URLs of the article's images, in order.",
+            nullable=False,
+        ),
+        _field(
+            "share_links",
+            pa.list_(SHARE_LINK_TYPE),
+            "Social share anchors: platform, decoded href, and the URL they share (or null).",
+            nullable=False,
+        ),
         _field("author", pa.string(), "Author from the front matter, else null."),
         _field("feed", pa.string(), "Feed name: the front matter's first category, else null."),
-        _field("language", pa.string(), "ISO 639-1 language code of the body; null until detected."),
-        _field("source_format", pa.string(),
-               "Archive format: bare, front_matter, dated or front_matter_html.", nullable=False),
-        _field("source_path", pa.string(), "Path of the input file the row came from.",
-               nullable=False),
-        _field("content_sha256", pa.string(), "SHA-256 of the input file's bytes (hex).",
-               nullable=False),
-        _field("parser_version", pa.string(), "Version of the extraction code that made the row.",
-               nullable=False),
+        _field(
+            "language", pa.string(), "ISO 639-1 language code of the body; null until detected."
+        ),
+        _field(
+            "source_format",
+            pa.string(),
+            "Archive format: bare, front_matter, dated or front_matter_html.",
+            nullable=False,
+        ),
+        _field(
+            "source_path", pa.string(), "Path of the input file the row came from.", nullable=False
+        ),
+        _field(
+            "content_sha256",
+            pa.string(),
+            "SHA-256 of the input file's bytes (hex).",
+            nullable=False,
+        ),
+        _field(
+            "parser_version",
+            pa.string(),
+            "Version of the extraction code that made the row.",
+            nullable=False,
+        ),
         _field("run_id", pa.string(), "Id of the run that wrote the row.", nullable=False),
-        _field("ingested_at", _TIMESTAMP_UTC, "Start time of the run that wrote the row (UTC).",
-               nullable=False),
+        _field(
+            "ingested_at",
+            _TIMESTAMP_UTC,
+            "Start time of the run that wrote the row (UTC).",
+            nullable=False,
+        ),
     ]
 )
 
@@ -73,8 +116,12 @@ REJECTS_SCHEMA = pa.schema(
     [
         _field("source_path", pa.string(), "Path of the rejected input file.", nullable=False),
         _field("content_sha256", pa.string(), "SHA-256 of the file's bytes; null if unreadable."),
-        _field("reason", pa.string(), "Stable reject code (see README: reject reasons).",
-               nullable=False),
+        _field(
+            "reason",
+            pa.string(),
+            "Stable reject code (see README: reject reasons).",
+            nullable=False,
+        ),
         _field("detail", pa.string(), "One human sentence saying what was wrong.", nullable=False),
         _field("run_id", pa.string(), "Id of the run that rejected the file.", nullable=False),
         _field("ingested_at", _TIMESTAMP_UTC, "Start time of that run (UTC).", nullable=False),
@@ -84,10 +131,12 @@ REJECTS_SCHEMA = pa.schema(
 SKIPS_SCHEMA = pa.schema(
     [
         _field("source_path", pa.string(), "Path that was not read.", nullable=False),
-        _field("reason", pa.string(), "Stable skip code (see README: skip reasons).",
-               nullable=False),
-        _field("detail", pa.string(), "One human sentence saying why it was skipped.",
-               nullable=False),
+        _field(
+            "reason", pa.string(), "Stable skip code (see README: skip reasons).", nullable=False
+        ),
+        _field(
+            "detail", pa.string(), "One human sentence saying why it was skipped.", nullable=False
+        ),
         _field("run_id", pa.string(), "Id of the run that skipped the path.", nullable=False),
         _field("ingested_at", _TIMESTAMP_UTC, "Start time of that run (UTC).", nullable=False),
     ]
@@ -95,19 +144,35 @@ SKIPS_SCHEMA = pa.schema(
 
 RUNS_SCHEMA = pa.schema(
     [
-        _field("run_id", pa.string(), "Run id: UTC start time plus a random suffix; sortable.",
-               nullable=False),
+        _field(
+            "run_id",
+            pa.string(),
+            "Run id: UTC start time plus a random suffix; sortable.",
+            nullable=False,
+        ),
         _field("started_at", _TIMESTAMP_UTC, "When the run started (UTC).", nullable=False),
-        _field("finished_at", _TIMESTAMP_UTC, "When the run committed its output (UTC).",
-               nullable=False),
-        _field("parameters", pa.string(),
-               "JSON object of the run's parameters (input paths, warehouse, batch size).",
-               nullable=False),
+        _field(
+            "finished_at",
+            _TIMESTAMP_UTC,
+            "When the run finished parsing, just before its commit (UTC).",
+            nullable=False,
+        ),
+        _field(
+            "parameters",
+            pa.string(),
+            "JSON object of the run's parameters (input paths, warehouse, batch size).",
+            nullable=False,
+        ),
         _field("parser_version", pa.string(), "Extraction code version used.", nullable=False),
-        _field("files_seen", pa.int64(), "Input paths discovered (= written + rejected + skipped).",
-               nullable=False),
-        _field("articles_written", pa.int64(), "Input files that became article rows.",
-               nullable=False),
+        _field(
+            "files_seen",
+            pa.int64(),
+            "Input paths discovered (= written + rejected + skipped).",
+            nullable=False,
+        ),
+        _field(
+            "articles_written", pa.int64(), "Input files that became article rows.", nullable=False
+        ),
         _field("rejected", pa.int64(), "Input files rejected with a reason.", nullable=False),
         _field("skipped", pa.int64(), "Input paths skipped without parsing.", nullable=False),
     ]
@@ -125,4 +190,4 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 def describe(field: pa.Field) -> str:
     """The human meaning of a column, from its field metadata."""
     metadata = field.metadata or {}
-    return metadata.get(b"description", b"").decode()
+    return str(metadata.get(b"description", b"").decode())

@@ -39,20 +39,25 @@ class ParsedArticle:
 def decode_document(raw: bytes) -> str:
     """UTF-8 text of an archive file, or a ``RejectError`` saying why it has none."""
     if not raw.strip():
-        raise RejectError(RejectReason.EMPTY_FILE,
-                          "file is empty" if not raw else "file holds only whitespace")
+        raise RejectError(
+            RejectReason.EMPTY_FILE, "file is empty" if not raw else "file holds only whitespace"
+        )
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise RejectError(RejectReason.TOO_LARGE,
-                          f"file is {len(raw):,} bytes, above the {MAX_DOCUMENT_BYTES:,} limit")
+        raise RejectError(
+            RejectReason.TOO_LARGE,
+            f"file is {len(raw):,} bytes, above the {MAX_DOCUMENT_BYTES:,} limit",
+        )
     nul_offset = raw.find(b"\x00")
     if nul_offset != -1:
-        raise RejectError(RejectReason.BINARY_CONTENT,
-                          f"file holds a NUL byte at offset {nul_offset}: not text")
+        raise RejectError(
+            RejectReason.BINARY_CONTENT, f"file holds a NUL byte at offset {nul_offset}: not text"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise RejectError(RejectReason.NOT_UTF8,
-                          f"byte {error.start} is not valid UTF-8 ({error.reason})") from error
+        raise RejectError(
+            RejectReason.NOT_UTF8, f"byte {error.start} is not valid UTF-8 ({error.reason})"
+        ) from error
 
 
 def parse_article(raw: bytes) -> ParsedArticle:
@@ -61,8 +66,9 @@ def parse_article(raw: bytes) -> ParsedArticle:
     try:
         body: Body = extract_body(envelope.body_html, envelope.url)
     except RecursionError as error:
-        raise RejectError(RejectReason.UNKNOWN_FORMAT,
-                          "HTML body is nested too deeply to read") from error
+        raise RejectError(
+            RejectReason.TOO_DEEPLY_NESTED, "HTML body nests elements too deeply to walk"
+        ) from error
     return ParsedArticle(
         article_id=article_id(envelope.url),
         url=envelope.url,

@@ -81,11 +81,17 @@ _NOT_CONTENT_TAGS = frozenset(
 _MEDIA_TAGS = frozenset(("video", "audio", "iframe"))
 _CAPTION_ANCHOR_TAGS = frozenset(("img", "video", "iframe", "picture", "figure", "audio"))
 
-_AD_ATTRIBUTE = re.compile(r"(^|[\s_-])(ad|ads|advert\w*|adsbygoogle|dotcom-ad|AdContainer\S*|"
-                           r"sponsored)($|[\s_-])", re.IGNORECASE)
+_AD_ATTRIBUTE = re.compile(
+    r"(^|[\s_-])(ad|ads|advert\w*|adsbygoogle|dotcom-ad|AdContainer\S*|"
+    r"sponsored)($|[\s_-])",
+    re.IGNORECASE,
+)
 _PROMO_ATTRIBUTE = re.compile(r"newsletter|selfpromo|subscribe|app-promo", re.IGNORECASE)
-_SHARE_ATTRIBUTE = re.compile(r"(^|[\s_-])(share\w*|social\w*|addtoany|a2a_kit|sharedaddy)"
-                              r"($|[\s_-])", re.IGNORECASE)
+_SHARE_ATTRIBUTE = re.compile(
+    r"(^|[\s_-])(share\w*|social\w*|addtoany|a2a_kit|sharedaddy)"
+    r"($|[\s_-])",
+    re.IGNORECASE,
+)
 _RELATED_ATTRIBUTE = re.compile(r"related|read-?more|jp-relatedposts", re.IGNORECASE)
 _HIDDEN_ATTRIBUTE = re.compile(r"(^|\s)(element-invisible|sr-only|screen-reader-text)(\s|$)")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
@@ -94,24 +100,42 @@ _DECORATION_ATTRIBUTE = re.compile(r"zoom|icon|avatar|wp-smiley|emoji|logo", re.
 
 # Text patterns, applied to a whole normalised block.
 _BOILERPLATE_TEXT: tuple[tuple[re.Pattern[str], DiscardReason], ...] = (
-    (re.compile(r"^(分享|分享到|share|share this)\s*[:：]?$", re.IGNORECASE),
-     DiscardReason.SHARE_WIDGET),
-    (re.compile(r"点击查看本文英文版|^(see|read) the english version", re.IGNORECASE),
-     DiscardReason.ENGLISH_VERSION_LINK),
-    (re.compile(r"不支持播放|does not support (the )?(video|audio|media)|"
-                r"enable javascript to (watch|view)", re.IGNORECASE),
-     DiscardReason.MEDIA_FALLBACK),
-    (re.compile(r"^continue reading on .*»?$|^(阅读|閱讀)(全文|更多)|^read more\b", re.IGNORECASE),
-     DiscardReason.READ_MORE),
-    (re.compile(r"^微信搜索|^(请)?关注(我们的)?(微信|公众号)|^下载.{0,12}(app|客户端)",
-                re.IGNORECASE),
-     DiscardReason.PROMO),
+    (
+        re.compile(r"^(分享|分享到|share|share this)\s*[:：]?$", re.IGNORECASE),
+        DiscardReason.SHARE_WIDGET,
+    ),
+    (
+        re.compile(r"点击查看本文英文版|^(see|read) the english version", re.IGNORECASE),
+        DiscardReason.ENGLISH_VERSION_LINK,
+    ),
+    (
+        re.compile(
+            r"不支持播放|does not support (the )?(video|audio|media)|"
+            r"enable javascript to (watch|view)",
+            re.IGNORECASE,
+        ),
+        DiscardReason.MEDIA_FALLBACK,
+    ),
+    (
+        re.compile(
+            r"^continue reading on .*»?$|^(阅读|閱讀)(全文|更多)|^read more\b", re.IGNORECASE
+        ),
+        DiscardReason.READ_MORE,
+    ),
+    (
+        re.compile(
+            r"^微信搜索|^(请)?关注(我们的)?(微信|公众号)|^下载.{0,12}(app|客户端)", re.IGNORECASE
+        ),
+        DiscardReason.PROMO,
+    ),
 )
 _FOOTER_START: tuple[tuple[re.Pattern[str], DiscardReason], ...] = (
     (re.compile(r"^获取更多RSS"), DiscardReason.FEED_FOOTER),
     (re.compile(r"^Feed enhanced by|^Post tags:"), DiscardReason.FEED_FOOTER),
-    (re.compile(r"^(©|\(c\)|copyright\b)|版权声明|版权所有", re.IGNORECASE),
-     DiscardReason.COPYRIGHT),
+    (
+        re.compile(r"^(©|\(c\)|copyright\b)|版权声明|版权所有", re.IGNORECASE),
+        DiscardReason.COPYRIGHT,
+    ),
 )
 _META_TEXT = re.compile(
     r"^(\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
@@ -126,8 +150,11 @@ _META_TEXT = re.compile(
     r"reuters)[^)）]{0,20}[)）])$",
     re.IGNORECASE,
 )
-_CAPTION_TEXT = re.compile(r"^(以下图片来自|以下圖片來自|图片来源|圖片來源|图片来自|圖片來自)"
-                           r"|^(来源|來源|图|圖|摄|攝|photo|source)\s*[：:]", re.IGNORECASE)
+_CAPTION_TEXT = re.compile(
+    r"^(以下图片来自|以下圖片來自|图片来源|圖片來源|图片来自|圖片來自)"
+    r"|^(来源|來源|图|圖|摄|攝|photo|source)\s*[：:]",
+    re.IGNORECASE,
+)
 _CAPTION_TEXT_MAX_CHARS = 80
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
 _URL = re.compile(r"https?://", re.IGNORECASE)
@@ -163,7 +190,7 @@ def extract_body(html: str, base_url: str) -> Body:
     """Classify the text of an article's HTML and collect its images and share links."""
     if not html.strip():
         return Body()
-    root = etree.fromstring(html, _parser())
+    root: etree._Element | None = etree.fromstring(html, _parser())
     if root is None:
         return Body()
     walk = _Walk(base_url)
@@ -187,18 +214,24 @@ def _parser() -> etree.HTMLParser:
     """One lxml parser per thread: lxml parsers must not be shared between threads."""
     parser: etree.HTMLParser | None = getattr(_PARSERS, "parser", None)
     if parser is None:
-        parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True,
-                                  recover=True, default_doctype=False)
+        parser = etree.HTMLParser(
+            remove_comments=True,
+            remove_pis=True,
+            no_network=True,
+            recover=True,
+            huge_tree=True,
+        )
         _PARSERS.parser = parser
     return parser
 
 
-def _visit(walk: _Walk, element: etree._Element, role: Role, reason: DiscardReason | None,
-           *, bold: bool) -> None:
-    tag = element.tag
-    if not isinstance(tag, str):
+def _visit(
+    walk: _Walk, element: etree._Element, role: Role, reason: DiscardReason | None, *, bold: bool
+) -> None:
+    raw_tag: object = element.tag  # entities and other non-element nodes have no string tag
+    if not isinstance(raw_tag, str):
         return
-    tag = tag.lower()
+    tag = raw_tag.lower()
     if tag in _NOT_CONTENT_TAGS:
         return
     if tag == "br":
@@ -234,20 +267,26 @@ def _visit(walk: _Walk, element: etree._Element, role: Role, reason: DiscardReas
         walk.container = outer_container
 
 
-def _context(walk: _Walk, element: etree._Element, tag: str, role: Role,
-             reason: DiscardReason | None) -> tuple[Role, DiscardReason | None]:
+def _context(
+    walk: _Walk, element: etree._Element, tag: str, role: Role, reason: DiscardReason | None
+) -> tuple[Role, DiscardReason | None]:
     """The role of the text inside ``element``, given the role of its parent."""
     if role is Role.BOILERPLATE:
         return role, reason
     attributes = f"{element.get('class', '')} {element.get('id', '')}"
-    if element.get("hidden") is not None or _HIDDEN_STYLE.search(element.get("style", "")) or (
-        _HIDDEN_ATTRIBUTE.search(attributes)
+    if (
+        element.get("hidden") is not None
+        or _HIDDEN_STYLE.search(element.get("style", ""))
+        or (_HIDDEN_ATTRIBUTE.search(attributes))
     ):
         return Role.BOILERPLATE, DiscardReason.HIDDEN
-    if (element.get("data-e2e") == "advertisement" or "广告" in element.get("aria-label", "")
-            or _AD_ATTRIBUTE.search(attributes)):
+    if (
+        element.get("data-e2e") == "advertisement"
+        or "广告" in element.get("aria-label", "")
+        or _AD_ATTRIBUTE.search(attributes)
+    ):
         return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
-    if any(name.startswith("data-selfpromo") for name in element.attrib) or (
+    if any(str(name).startswith("data-selfpromo") for name in element.attrib) or (
         _PROMO_ATTRIBUTE.search(attributes)
     ):
         return Role.BOILERPLATE, DiscardReason.PROMO
@@ -274,8 +313,8 @@ def _is_link_list(element: etree._Element) -> bool:
     if not items:
         return False
     for item in items:
-        text = normalise_text(item.xpath("string()"))
-        link_text = normalise_text("".join(a.xpath("string()") for a in item.iter("a")))
+        text = normalise_text(str(item.xpath("string()")))
+        link_text = normalise_text("".join(str(a.xpath("string()")) for a in item.iter("a")))
         if not text or text != link_text:
             return False
     return True
@@ -301,7 +340,7 @@ def _is_sole_child_block(element: etree._Element) -> bool:
 
 
 def _discard_subtree(walk: _Walk, element: etree._Element, reason: DiscardReason) -> None:
-    text = normalise_text(element.xpath("string()"))
+    text = normalise_text(str(element.xpath("string()")))
     if text:
         walk.discarded.append(Discard(reason, text))
     for image in element.iter("img"):
@@ -341,7 +380,8 @@ def _runs(
     start = 0
     for index in range(1, len(fragments) + 1):
         if index == len(fragments) or (fragments[index].role, fragments[index].reason) != (
-            fragments[start].role, fragments[start].reason
+            fragments[start].role,
+            fragments[start].reason,
         ):
             run = fragments[start:index]
             texts = [fragment.text for fragment in run]

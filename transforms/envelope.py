@@ -66,8 +66,9 @@ def parse_envelope(text: str) -> Envelope:
         while close != -1 and text[close + 4 : close + 5] not in ("\n", ""):
             close = text.find("\n---", close + 4)
         if close == -1:
-            raise RejectError(RejectReason.TRUNCATED_HEADER,
-                              "front matter opened with '---' is never closed")
+            raise RejectError(
+                RejectReason.TRUNCATED_HEADER, "front matter opened with '---' is never closed"
+            )
         front_matter = parse_front_matter(text[4 : close + 1])
         position = close + 5
 
@@ -77,32 +78,45 @@ def parse_envelope(text: str) -> Envelope:
         title, url, after_header = _read_link_and_separator(text, after_first)
         published_at_ms = _epoch_ms(epoch_match.group(1))
         source_format = SourceFormat.FRONT_MATTER if front_matter is not None else SourceFormat.BARE
-        return _envelope(source_format, title, url, published_at_ms, front_matter,
-                         text[after_header:])
+        return _envelope(
+            source_format, title, url, published_at_ms, front_matter, text[after_header:]
+        )
     if _LINK_LINE.fullmatch(first.strip()):
         title, url, after_header = _read_link_and_separator(text, position)
         date_line, after_date = _next_line(text, after_header)
         date_match = _DATE_LINE.fullmatch(date_line.strip())
         if date_match is None:
             if after_header >= len(text):
-                raise RejectError(RejectReason.TRUNCATED_HEADER,
-                                  "file ends after '------' where a date line was expected")
-            raise RejectError(RejectReason.UNKNOWN_FORMAT,
-                              "header has a title link but neither an epoch comment nor a "
-                              "'日期：' line")
+                raise RejectError(
+                    RejectReason.TRUNCATED_HEADER,
+                    "file ends after '------' where a date line was expected",
+                )
+            raise RejectError(
+                RejectReason.UNKNOWN_FORMAT,
+                "header has a title link but neither an epoch comment nor a '日期：' line",
+            )
         published_at_ms = _rfc2822_ms(date_match.group("date"))
-        return _envelope(SourceFormat.DATED, title, url, published_at_ms, front_matter,
-                         text[after_date:])
+        return _envelope(
+            SourceFormat.DATED, title, url, published_at_ms, front_matter, text[after_date:]
+        )
     if front_matter is not None:
         title = _string_field(front_matter, "title")
         url = _string_field(front_matter, "from")
         date = _string_field(front_matter, "date")
         if not date:
             raise RejectError(RejectReason.MISSING_FIELD, "front matter has no 'date'")
-        return _envelope(SourceFormat.FRONT_MATTER_HTML, title, url, _iso8601_ms(date),
-                         front_matter, text[position:])
-    raise RejectError(RejectReason.UNKNOWN_FORMAT,
-                      "file starts with neither front matter, an epoch comment nor a title link")
+        return _envelope(
+            SourceFormat.FRONT_MATTER_HTML,
+            title,
+            url,
+            _iso8601_ms(date),
+            front_matter,
+            text[position:],
+        )
+    raise RejectError(
+        RejectReason.UNKNOWN_FORMAT,
+        "file starts with neither front matter, an epoch comment nor a title link",
+    )
 
 
 def parse_front_matter(block: str) -> dict[str, FrontMatterValue]:
@@ -114,8 +128,10 @@ def parse_front_matter(block: str) -> dict[str, FrontMatterValue]:
             continue
         match = _FRONT_MATTER_KEY.fullmatch(stripped)
         if match is None:
-            raise RejectError(RejectReason.INVALID_FRONT_MATTER,
-                              f"front matter line {number} is not 'key: value': {stripped[:60]!r}")
+            raise RejectError(
+                RejectReason.INVALID_FRONT_MATTER,
+                f"front matter line {number} is not 'key: value': {stripped[:60]!r}",
+            )
         fields[match.group("key")] = _front_matter_value((match.group("value") or "").strip())
     return fields
 
@@ -138,8 +154,14 @@ def _scalar(raw: str) -> str:
     return raw
 
 
-def _envelope(source_format: SourceFormat, title: str, url: str, published_at_ms: int,
-              front_matter: dict[str, FrontMatterValue] | None, body: str) -> Envelope:
+def _envelope(
+    source_format: SourceFormat,
+    title: str,
+    url: str,
+    published_at_ms: int,
+    front_matter: dict[str, FrontMatterValue] | None,
+    body: str,
+) -> Envelope:
     front_matter = front_matter or {}
     title = title or _string_field(front_matter, "title")
     url = url or _string_field(front_matter, "from")
@@ -153,8 +175,7 @@ def _envelope(source_format: SourceFormat, title: str, url: str, published_at_ms
     categories = front_matter.get("categories")
     feed = categories[0] if isinstance(categories, list) and categories else None
     author = _string_field(front_matter, "author") or None
-    return Envelope(source_format, title, url, published_at_ms, author, feed,
-                    body.lstrip("\n"))
+    return Envelope(source_format, title, url, published_at_ms, author, feed, body.lstrip("\n"))
 
 
 def _string_field(front_matter: dict[str, FrontMatterValue], key: str) -> str:
@@ -167,17 +188,24 @@ def _read_link_and_separator(text: str, position: int) -> tuple[str, str, int]:
     match = _LINK_LINE.fullmatch(link.strip())
     if match is None:
         if not link.strip() and after_link >= len(text):
-            raise RejectError(RejectReason.TRUNCATED_HEADER,
-                              "file ends after the epoch comment; no '[title](url)' line")
-        raise RejectError(RejectReason.UNKNOWN_FORMAT,
-                          f"expected a '[title](url)' line, found {link.strip()[:60]!r}")
+            raise RejectError(
+                RejectReason.TRUNCATED_HEADER,
+                "file ends after the epoch comment; no '[title](url)' line",
+            )
+        raise RejectError(
+            RejectReason.UNKNOWN_FORMAT,
+            f"expected a '[title](url)' line, found {link.strip()[:60]!r}",
+        )
     separator, after_separator = _next_line(text, after_link)
     if separator.strip() != _SEPARATOR:
         if not separator.strip() and after_separator >= len(text):
-            raise RejectError(RejectReason.TRUNCATED_HEADER,
-                              "file ends after the title link; no '------' line")
-        raise RejectError(RejectReason.UNKNOWN_FORMAT,
-                          f"expected '------' after the title link, found {separator[:60]!r}")
+            raise RejectError(
+                RejectReason.TRUNCATED_HEADER, "file ends after the title link; no '------' line"
+            )
+        raise RejectError(
+            RejectReason.UNKNOWN_FORMAT,
+            f"expected '------' after the title link, found {separator[:60]!r}",
+        )
     title = _MARKDOWN_ESCAPE.sub(r"\1", match.group("title"))
     return title, match.group("url"), after_separator
 
@@ -200,8 +228,7 @@ def _skip_blank_lines(text: str, position: int) -> int:
 def _epoch_ms(raw: str) -> int:
     value = int(raw)
     if not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
-        raise RejectError(RejectReason.INVALID_DATE,
-                          f"epoch comment {raw} ms is outside 1990-2100")
+        raise RejectError(RejectReason.INVALID_DATE, f"epoch comment {raw} ms is outside 1990-2100")
     return value
 
 
@@ -209,8 +236,10 @@ def _rfc2822_ms(raw: str) -> int:
     try:
         moment = parsedate_to_datetime(raw.strip())
     except (TypeError, ValueError, IndexError) as error:
-        raise RejectError(RejectReason.INVALID_DATE,
-                          f"'日期：' line is not an RFC 2822 date: {raw.strip()[:60]!r}") from error
+        raise RejectError(
+            RejectReason.INVALID_DATE,
+            f"'日期：' line is not an RFC 2822 date: {raw.strip()[:60]!r}",
+        ) from error
     return _checked_ms(moment, raw)
 
 
@@ -218,8 +247,9 @@ def _iso8601_ms(raw: str) -> int:
     try:
         moment = datetime.fromisoformat(raw.strip())
     except ValueError as error:
-        raise RejectError(RejectReason.INVALID_DATE,
-                          f"front matter date is not ISO 8601: {raw.strip()[:60]!r}") from error
+        raise RejectError(
+            RejectReason.INVALID_DATE, f"front matter date is not ISO 8601: {raw.strip()[:60]!r}"
+        ) from error
     return _checked_ms(moment, raw)
 
 
@@ -228,5 +258,7 @@ def _checked_ms(moment: datetime, raw: str) -> int:
         moment = moment.replace(tzinfo=UTC)
     value = round(moment.timestamp() * 1000)
     if not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
-        raise RejectError(RejectReason.INVALID_DATE, f"date {raw.strip()[:40]!r} is outside 1990-2100")
+        raise RejectError(
+            RejectReason.INVALID_DATE, f"date {raw.strip()[:40]!r} is outside 1990-2100"
+        )
     return value

@@ -18,6 +18,8 @@ class RejectReason(StrEnum):
     INVALID_DATE = "invalid_date"
     MISSING_FIELD = "missing_field"
     INVALID_URL = "invalid_url"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    EXTRACTION_FAILED = "extraction_failed"
     UNREADABLE = "unreadable"
 
 

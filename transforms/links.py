@@ -10,11 +10,16 @@ from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
-_PLACEHOLDER_SRC = re.compile(r"placeholder|blank\.gif|spacer\.gif|transparent\.(gif|png)|"
-                              r"grey-placeholder|lazy[-_]?load", re.IGNORECASE)
-_TRACKING_PIXEL = re.compile(r"^https?://(medium\.com/_/stat|feeds\.feedburner\.com/~r/|"
-                             r"stats\.wordpress\.com/|pixel\.wp\.com/|www\.google-analytics\.com/)",
-                             re.IGNORECASE)
+_PLACEHOLDER_SRC = re.compile(
+    r"placeholder|blank\.gif|spacer\.gif|transparent\.(gif|png)|"
+    r"grey-placeholder|lazy[-_]?load",
+    re.IGNORECASE,
+)
+_TRACKING_PIXEL = re.compile(
+    r"^https?://(medium\.com/_/stat|feeds\.feedburner\.com/~r/|"
+    r"stats\.wordpress\.com/|pixel\.wp\.com/|www\.google-analytics\.com/)",
+    re.IGNORECASE,
+)
 _LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src")
 
 
@@ -23,12 +28,17 @@ def canonical_url(url: str) -> str:
     percent-escapes upper-cased; path and query are otherwise kept as given."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if parts.port is not None and str(parts.port) != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
-    if parts.username is not None:
-        credentials = parts.username + (f":{parts.password}" if parts.password else "")
-        host = f"{credentials}@{host}"
+    try:
+        port = parts.port
+    except ValueError:
+        host = parts.netloc.lower()
+    else:
+        host = (parts.hostname or "").lower()
+        if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
+            host = f"{host}:{port}"
+        if parts.username is not None:
+            credentials = parts.username + (f":{parts.password}" if parts.password else "")
+            host = f"{credentials}@{host}"
     path = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.path) or "/"
     query = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.query)
     return urlunsplit((scheme, host, path, query, ""))
@@ -57,8 +67,13 @@ def image_source(attributes: dict[str, str], base_url: str) -> str | None:
     src = attributes.get("src", "").strip()
     if not src or src.startswith("data:") or _PLACEHOLDER_SRC.search(src):
         src = _largest_srcset_candidate(attributes.get("srcset", "")) or next(
-            (attributes[name].strip() for name in _LAZY_ATTRIBUTES
-             if attributes.get(name, "").strip()), "")
+            (
+                attributes[name].strip()
+                for name in _LAZY_ATTRIBUTES
+                if attributes.get(name, "").strip()
+            ),
+            "",
+        )
     if not src or src.startswith("data:"):
         return None
     resolved = src if is_http_url(src) else urljoin(base_url, src)
@@ -132,9 +147,16 @@ _SHARE_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("other", "sns.qzone.qq.com", "/cgi-bin/qzshare"),
 )
 _ADDTOANY_SERVICES = {
-    "facebook": "facebook", "twitter": "twitter", "x": "x", "whatsapp": "whatsapp",
-    "telegram": "telegram", "linkedin": "linkedin", "reddit": "reddit", "sina_weibo": "weibo",
-    "line": "line", "email": "email",
+    "facebook": "facebook",
+    "twitter": "twitter",
+    "x": "x",
+    "whatsapp": "whatsapp",
+    "telegram": "telegram",
+    "linkedin": "linkedin",
+    "reddit": "reddit",
+    "sina_weibo": "weibo",
+    "line": "line",
+    "email": "email",
 }
 _TARGET_PARAMETERS = ("u", "url", "href")
 

@@ -1,0 +1,77 @@
+"""Benchmark the pure transform path against a bare lxml parse, side by side, on one core.
+
+Usage: python scripts/bench_transforms.py [CORPUS_DIR] [--repeats N]
+
+Reads every file under CORPUS_DIR (default ../shared/corpus/real) into memory once, then times,
+alternating in each repeat: (a) the floor, lxml-parsing each file's bytes; (b) parse_article on
+each file's bytes (header, body extraction, record). Prints the median docs/s of each and the
+ratio. Nothing else runs in the process while it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+from transforms import RejectError, parse_article
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real"
+
+
+def _load(corpus: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()]
+
+
+def _floor(documents: list[bytes]) -> None:
+    parser = etree.HTMLParser()
+    for raw in documents:
+        etree.fromstring(raw, parser)
+
+
+def _transform(documents: list[bytes]) -> None:
+    for raw in documents:
+        with contextlib.suppress(RejectError):
+            parse_article(raw)
+
+
+def _docs_per_second(work: Callable[[list[bytes]], None], documents: list[bytes]) -> float:
+    start = time.perf_counter()
+    work(documents)
+    return len(documents) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Run the benchmark and print a small table."""
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
+    arguments.add_argument("--repeats", type=int, default=5)
+    options = arguments.parse_args()
+    documents = _load(options.corpus)
+    size_mib = sum(map(len, documents)) / 2**20
+    floor_rates, transform_rates = [], []
+    _transform(documents[:200])  # warm caches and compiled patterns
+    for _ in range(options.repeats):
+        floor_rates.append(_docs_per_second(_floor, documents))
+        transform_rates.append(_docs_per_second(_transform, documents))
+    floor, transform = statistics.median(floor_rates), statistics.median(transform_rates)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; corpus: {len(documents)} files, {size_mib:.1f} MiB; "
+        f"medians of {options.repeats} alternating repeats, one core"
+    )
+    print(f"{'path':<34}{'docs/s':>10}")
+    print(f"{'lxml parse only (floor)':<34}{floor:>10,.0f}")
+    print(f"{'parse_article (full transform)':<34}{transform:>10,.0f}")
+    print(f"{'transform / floor':<34}{transform / floor:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

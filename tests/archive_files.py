@@ -1,0 +1,57 @@
+"""Render synthetic archive files in every format, for tests and property-based round trips."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]])")
+
+
+def link_line(title: str, url: str) -> str:
+    """The ``[title](url)`` header line, escaping what Markdown would otherwise eat."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", title)
+    return f"[{escaped}]({url})"
+
+
+def front_matter(
+    title: str,
+    url: str,
+    epoch_ms: int,
+    *,
+    author: str = "Sample Author",
+    categories: tuple[str, ...] = ("sample",),
+) -> str:
+    """A Jekyll front matter block as the archivers write it."""
+    date = datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return (
+        "---\nlayout: post\n"
+        f"title: {json.dumps(title, ensure_ascii=False)}\n"
+        f"date: {date}\nauthor: {author}\nfrom: {url}\n"
+        f"tags: [ {', '.join(categories)} ]\ncategories: [ {', '.join(categories)} ]\n---\n"
+    )
+
+
+def bare(title: str, url: str, epoch_ms: int, body: str, *, newline: str = "\n") -> str:
+    """``bare`` format: epoch comment, title link, separator, blank line, body."""
+    return newline.join([f"<!--{epoch_ms}-->", link_line(title, url), "------", "", body])
+
+
+def with_front_matter(title: str, url: str, epoch_ms: int, body: str) -> str:
+    """``front_matter`` format: front matter followed by the bare header."""
+    return front_matter(title, url, epoch_ms) + bare(title, url, epoch_ms, body)
+
+
+def dated(title: str, url: str, epoch_ms: int, body: str) -> str:
+    """``dated`` format: title link, separator, ``日期：`` RFC 2822 line, blank line, body."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return "\n".join(
+        [link_line(title, url), "------", f"日期：{format_datetime(moment)}", "", body]
+    )
+
+
+def front_matter_html(title: str, url: str, epoch_ms: int, body: str) -> str:
+    """``front_matter_html`` format: front matter followed directly by HTML."""
+    return front_matter(title, url, epoch_ms) + "\n" + body

@@ -1,0 +1,40 @@
+"""Shared fixtures: the bundled sample, the real corpus (optional), an isolated Prefect."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broadsheet.cli import sample_input_dir
+from broadsheet.prefect_env import apply_quiet_prefect_defaults
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = Path(os.environ.get("BROADSHEET_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The synthetic sample archive bundled with the package."""
+    return sample_input_dir()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """``../shared/corpus``; tests that need it are skipped when it is absent."""
+    if not (CORPUS_DIR / "real").is_dir():
+        pytest.skip(f"real corpus not found at {CORPUS_DIR}")
+    return CORPUS_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A throwaway Prefect home and temporary server, so tests never touch ~/.prefect."""
+    apply_quiet_prefect_defaults()
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield

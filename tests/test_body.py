@@ -1,0 +1,229 @@
+"""Body extraction: exact expectations on synthetic articles, one rubric rule per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from transforms import (
+    DiscardReason,
+    RejectError,
+    RejectReason,
+    ShareLink,
+    extract_body,
+    parse_article,
+)
+
+BASE = "https://news.example/2020/10/13/story"
+
+
+def test_rfi_style_article_shaped_like_the_seed(sample_dir: Path) -> None:
+    article = parse_article((sample_dir / "news" / "rfi-harbour-cleanup.md").read_bytes())
+    assert (
+        article.title == "港口城市启动海岸清洁计划，渔民与志愿者共同参与 – 法国国际广播电台 - RFI"
+    )
+    assert article.published_at_ms == 1708181101000
+    assert len(article.paragraphs) == 11
+    assert article.paragraphs[0] == (
+        "法国西部一座港口城市周五宣布启动为期三年的海岸清洁计划，"
+        "市政府希望借助渔民和志愿者的力量，减少海滩上的塑料垃圾。"
+    )
+    assert article.paragraphs[1].startswith("市长在新闻发布会上表示")
+    assert (
+        article.paragraphs[-1] == "这项计划的进展报告将每半年公布一次，市民可以在市政府网站上查阅。"
+    )
+    assert article.headings == ("学校也将参与",)
+    assert "学校也将参与" not in article.paragraphs
+    assert article.meta_blocks == ("17/02/2024 - 15:16",)
+    assert article.image_urls == (
+        "https://s.rfi.fr/media/display/sample-0001/w:1280/p:16x9/harbour.jpg",
+    )
+    assert [link.platform for link in article.share_links] == [
+        "facebook",
+        "whatsapp",
+        "whatsapp",
+        "x",
+    ]
+    assert [link.target_url for link in article.share_links] == [
+        "https://rfi.my/Smpl.F",
+        "https://rfi.my/Smpl.W",
+        "https://rfi.my/Smpl.W",
+        "https://rfi.my/Smpl.X",
+    ]
+    facebook = article.share_links[0]
+    assert "&amp;" not in facebook.url
+    assert "&href=https%3A%2F%2Frfi.my%2FSmpl.F&" in facebook.url
+    assert article.share_links[1].url.startswith("whatsapp://send?text=")
+
+
+def test_br_splits_paragraphs_and_text_is_normalised() -> None:
+    body = extract_body(
+        "<p>第一段\u200b&nbsp;&nbsp;文字<br/><br/>第二段   文字</p><p> </p><p>&nbsp;</p>"
+        "<div>无标签文字<br>第二行</div>",
+        BASE,
+    )
+    assert body.paragraphs == ("第一段 文字", "第二段 文字", "无标签文字", "第二行")
+
+
+def test_nfc_normalisation_and_entities() -> None:
+    body = extract_body("<p>Cafe\u0301 &amp; cr&egrave;me &#x4E2D;</p>", BASE)
+    assert body.paragraphs == ("Café & crème 中",)
+
+
+def test_bold_lead_is_body_but_bold_mid_article_paragraph_is_heading() -> None:
+    body = extract_body(
+        "<p><strong>A long bold lead that summarises the whole story.</strong></p>"
+        "<p>Body one.</p><p><b>Section</b> <b>title</b></p><p>Body two.</p>"
+        "<h3>Real heading</h3><p>Body <b>with bold</b> phrase.</p>",
+        BASE,
+    )
+    assert body.paragraphs == (
+        "A long bold lead that summarises the whole story.",
+        "Body one.",
+        "Body two.",
+        "Body with bold phrase.",
+    )
+    assert body.headings == ("Section title", "Real heading")
+
+
+def test_short_bold_opening_line_is_a_heading_not_a_lead() -> None:
+    body = extract_body("<p><strong>雨後</strong></p><p>窗外的雨停了</p>", BASE)
+    assert (body.headings, body.paragraphs) == (("雨後",), ("窗外的雨停了",))
+
+
+def test_list_items_quotes_and_datelines_are_body() -> None:
+    body = extract_body(
+        "<p>香港——开头的电头留在段内。</p><blockquote><p>引语</p></blockquote>"
+        "<ol><li>第一项 <a href='/x'>链接</a></li><li>第二项</li></ol>",
+        BASE,
+    )
+    assert body.paragraphs == ("香港——开头的电头留在段内。", "引语", "第一项 链接", "第二项")
+
+
+def test_captions_and_meta_blocks_are_separate() -> None:
+    body = extract_body(
+        "<div><i>JANE DOE<br>2020-10-13 14:38:42</i></div><img src='/a.jpg'>"
+        "<div><small>Caption under the photo.</small></div><p>Body.</p>"
+        "<figure><img src='b.jpg'><figcaption>Figure caption</figcaption></figure>"
+        "<p>Bio of the reporter.<br>翻译：某人</p>",
+        BASE,
+    )
+    assert body.paragraphs == ("Body.", "Bio of the reporter.")
+    assert body.captions == ("Caption under the photo.", "Figure caption")
+    assert body.meta_blocks == ("JANE DOE", "2020-10-13 14:38:42", "翻译：某人")
+    assert body.image_urls == (
+        "https://news.example/a.jpg",
+        "https://news.example/2020/10/13/b.jpg",
+    )
+
+
+@pytest.mark.parametrize(
+    ("html", "reason"),
+    [
+        ("<section data-e2e='advertisement'><p>Buy now</p></section>", DiscardReason.ADVERTISEMENT),
+        (
+            "<ul><li><a href='/a'>Other story</a></li><li><a href='/b'>Another</a></li></ul>",
+            DiscardReason.RELATED_LINKS,
+        ),
+        ("<div>分享 :</div>", DiscardReason.SHARE_WIDGET),
+        ("<p>获取更多RSS：<br>https://feedx.example/a.xml</p>", DiscardReason.FEED_FOOTER),
+        ("<p>© 2020 AFP</p>", DiscardReason.COPYRIGHT),
+        (
+            "<p><a href='https://example.org/en'>点击查看本文英文版。</a></p>",
+            DiscardReason.ENGLISH_VERSION_LINK,
+        ),
+        ("<video src='a.mp4'>你的器材不支持播放多媒体材料</video>", DiscardReason.MEDIA_FALLBACK),
+        (
+            "<p class='medium-feed-link'><a href='x'>Continue reading on Medium »</a></p>",
+            DiscardReason.READ_MORE,
+        ),
+        ("<div data-selfpromo-newsletter><p>Sign up</p></div>", DiscardReason.PROMO),
+        ("<p style='display:none'>secret</p>", DiscardReason.HIDDEN),
+    ],
+)
+def test_boilerplate_is_dropped_with_a_named_reason(html: str, reason: DiscardReason) -> None:
+    body = extract_body("<p>Kept.</p>" + html, BASE)
+    assert body.paragraphs == ("Kept.",)
+    assert [discard.reason for discard in body.discarded] == [reason] * len(body.discarded)
+    assert body.discarded
+
+
+def test_footer_marker_discards_everything_after_it() -> None:
+    body = extract_body(
+        "<p>Kept.</p><hr><small>© Site |Permalink<br>Post tags: a, b<br>"
+        "Feed enhanced by Plugin</small>",
+        BASE,
+    )
+    assert body.paragraphs == ("Kept.",)
+    assert len(body.discarded) == 3
+
+
+def test_image_rules() -> None:
+    body = extract_body(
+        "<img src=''><img src='' srcset='s.jpg 240w, l.jpg 800w, m.jpg 480w'>"
+        "<img src='data:image/gif;base64,R0lGOD' data-src='//cdn.example/lazy.jpg'>"
+        "<img src='javascript:alert(1)'><img src='https://t.example/p.gif' width='1' height='1'>"
+        "<img src='https://medium.com/_/stat?event=x'><img src='/icons/zoom.png'>"
+        "<img src='https://img.example/a.jpg?x=1&amp;y=2'><img src='https://img.example/a.jpg?x=1&y=2'>"
+        "<video poster='https://img.example/poster.jpg'></video>",
+        BASE,
+    )
+    assert body.image_urls == (
+        "https://news.example/2020/10/13/l.jpg",
+        "https://cdn.example/lazy.jpg",
+        "https://img.example/a.jpg?x=1&y=2",
+    )
+
+
+def test_share_links_of_every_kind_and_no_javascript() -> None:
+    body = extract_body(
+        "<a href='https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fa.example%2F1'>f</a>"
+        "<a href='https://twitter.com/intent/tweet?text=Read%20https%3A%2F%2Fa.example%2F2'>t</a>"
+        "<a href='whatsapp://send?text=x%20https%3A%2F%2Fa.example%2F3'>w</a>"
+        "<a href='https://t.me/share/url?url=https%3A%2F%2Fa.example%2F4'>tg</a>"
+        "<a href='https://www.linkedin.com/shareArticle?mini=true&amp;url=https%3A%2F%2Fa.example%2F5'>l</a>"
+        "<a href='https://www.reddit.com/submit?url=https%3A%2F%2Fa.example%2F6'>r</a>"
+        "<a href='http://service.weibo.com/share/share.php?url=https%3A%2F%2Fa.example%2F7'>wb</a>"
+        "<a href='https://social-plugins.line.me/lineit/share?url=https%3A%2F%2Fa.example%2F8'>ln</a>"
+        "<a href='mailto:?subject=s&amp;body=https%3A%2F%2Fa.example%2F9'>e</a>"
+        "<a href='https://www.addtoany.com/share#url=x'>more</a>"
+        "<a href='mailto:editor@a.example'>write to us</a>"
+        " <a href='javascript:share()'>js</a>",
+        BASE,
+    )
+    assert [(link.platform, link.target_url) for link in body.share_links] == [
+        ("facebook", "https://a.example/1"),
+        ("twitter", "https://a.example/2"),
+        ("whatsapp", "https://a.example/3"),
+        ("telegram", "https://a.example/4"),
+        ("linkedin", "https://a.example/5"),
+        ("reddit", "https://a.example/6"),
+        ("weibo", "https://a.example/7"),
+        ("line", "https://a.example/8"),
+        ("email", "https://a.example/9"),
+        ("other", None),
+    ]
+    assert body.paragraphs == ("write to us js",)
+    assert all(not link.url.startswith("javascript:") for link in body.share_links)
+    assert isinstance(body.share_links[0], ShareLink)
+
+
+@pytest.mark.parametrize("html", ["", "   \n ", "<div>\n\n</div>", "<p>&nbsp;</p>"])
+def test_empty_bodies_give_an_empty_record(html: str) -> None:
+    body = extract_body(html, BASE)
+    assert (body.paragraphs, body.headings, body.image_urls) == ((), (), ())
+
+
+def test_nesting_deeper_than_libxml2_default_limit_keeps_its_text() -> None:
+    html = "<div>" * 400 + "<p>deep</p>" + "</span>" * 10
+    assert extract_body(html, BASE).paragraphs == ("deep",)
+
+
+def test_pathological_nesting_is_a_reject_not_a_crash() -> None:
+    raw = (
+        "<!--1708181101000-->\n[T](https://a.example/x)\n------\n\n" + "<div>" * 20000 + "deep"
+    ).encode()
+    with pytest.raises(RejectError) as caught:
+        parse_article(raw)
+    assert caught.value.reason is RejectReason.TOO_DEEPLY_NESTED

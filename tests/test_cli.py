@@ -1,0 +1,76 @@
+"""The ``broadsheet`` command as a user runs it: a real process, its exit code and its output."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
+
+
+def broadsheet(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a clean Prefect home, as a user would."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(home)
+    env["COLUMNS"] = "200"
+    executable = Path(sys.executable).with_name("broadsheet")
+    return subprocess.run(
+        [str(executable), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_run_without_paths_ingests_the_bundled_sample_quietly(tmp_path: Path) -> None:
+    result = broadsheet("run", cwd=tmp_path, home=tmp_path / "prefect")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert not NOISE.search(output), output
+    assert re.search(r"articles written\s*│\s*17", result.stdout)
+    assert re.search(r"rejected\s*│\s*6", result.stdout)
+    assert re.search(r"files seen\s*│\s*23", result.stdout)
+    warehouse = tmp_path / "warehouse"
+    assert "hive_partitioning=True" in result.stdout
+    assert "union_by_name=true" in result.stdout
+    count = duckdb.execute(
+        f"SELECT count(*) FROM read_parquet('{warehouse}/articles/**/*.parquet', "
+        "hive_partitioning=true)"
+    ).fetchall()[0][0]
+    assert count == 17
+
+
+def test_missing_input_path_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = broadsheet("run", str(tmp_path / "nope"), cwd=tmp_path, home=tmp_path / "prefect")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: input path does not exist: {tmp_path / 'nope'}"
+    assert not (tmp_path / "warehouse").exists()
+
+
+def test_unwritable_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = broadsheet(
+        "run", "--warehouse", str(blocker / "warehouse"), cwd=tmp_path, home=tmp_path / "prefect"
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot write to warehouse {blocker / 'warehouse'}: ")
+
+
+@pytest.mark.parametrize("args", [("--help",), ("run", "--help")])
+def test_every_command_has_help(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = broadsheet(*args, cwd=tmp_path, home=tmp_path / "prefect")
+    assert result.returncode == 0
+    assert "Usage" in result.stdout

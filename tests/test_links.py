@@ -1,0 +1,42 @@
+"""Canonical URLs and article ids."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transforms import article_id, canonical_url
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        (
+            "HTTPS://WWW.Example.COM:443/a%e3%80%90b?x=%2f#frag",
+            "https://www.example.com/a%E3%80%90b?x=%2F",
+        ),
+        ("http://example.com:80", "http://example.com/"),
+        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("https://example.com/A/b?q=1&r=2", "https://example.com/A/b?q=1&r=2"),
+        ("https://Example.com:http/a", "https://example.com:http/a"),
+    ],
+)
+def test_canonical_url(url: str, canonical: str) -> None:
+    assert canonical_url(url) == canonical
+
+
+def test_article_id_is_stable_and_ignores_cosmetic_differences() -> None:
+    a = article_id("https://News.Example.com:443/story%c3%a9?id=1#top")
+    b = article_id("https://news.example.com/story%C3%A9?id=1")
+    assert a == b == "194b8efe8b5666de7a1432f49df7ba4e"
+    assert article_id("https://news.example.com/story%C3%A9?id=2") != a
+
+
+@given(
+    st.from_regex(
+        r"https?://[a-zA-Z]{1,10}\.example(:[0-9]{1,4})?/[A-Za-z0-9%/]{0,20}", fullmatch=True
+    )
+)
+def test_canonicalisation_is_idempotent(url: str) -> None:
+    assert canonical_url(canonical_url(url)) == canonical_url(url)
