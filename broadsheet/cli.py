@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
+
+if TYPE_CHECKING:
+    from flows.ingest import RunSummary
 
 app = typer.Typer(
     name="broadsheet",
@@ -66,8 +70,9 @@ def run(
         _fail(str(error), EXIT_FATAL)
     from flows.ingest import ingest
 
+    started = time.perf_counter()
     summary = ingest([str(path) for path in inputs], str(warehouse), batch_size)
-    _print_summary(summary)
+    _print_summary(summary, time.perf_counter() - started)
 
 
 def _fail(message: str, code: int) -> None:
@@ -75,11 +80,15 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _print_summary(summary: object) -> None:
-    from flows.ingest import RunSummary
-
-    assert isinstance(summary, RunSummary)
-    table = Table(title=f"run {summary.run_id} ({summary.seconds:.1f} s)", show_header=True)
+def _print_summary(summary: RunSummary, wall_seconds: float) -> None:
+    console.print(
+        f"Run {summary.run_id} finished in {wall_seconds:.1f} s "
+        f"({summary.seconds:.1f} s ingesting, the rest Prefect start-up and shutdown).",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table(show_header=True)
     table.add_column("outcome")
     table.add_column("files", justify="right")
     table.add_row("articles written", f"{summary.articles_written:,}")

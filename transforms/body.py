@@ -273,6 +273,8 @@ def _context(
     """The role of the text inside ``element``, given the role of its parent."""
     if role is Role.BOILERPLATE:
         return role, reason
+    if not element.attrib:
+        return _tag_context(walk, element, tag, role, reason)
     attributes = f"{element.get('class', '')} {element.get('id', '')}"
     if (
         element.get("hidden") is not None
@@ -292,13 +294,24 @@ def _context(
         return Role.BOILERPLATE, DiscardReason.PROMO
     if _SHARE_ATTRIBUTE.search(attributes) or "data-root-share" in element.attrib:
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
-    if _RELATED_ATTRIBUTE.search(attributes) or (tag in ("ul", "ol") and _is_link_list(element)):
+    if _RELATED_ATTRIBUTE.search(attributes):
         return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
+    if _CAPTION_ATTRIBUTE.search(attributes) and tag not in _HEADING_TAGS:
+        return Role.CAPTION, None
+    return _tag_context(walk, element, tag, role, reason)
+
+
+def _tag_context(
+    walk: _Walk, element: etree._Element, tag: str, role: Role, reason: DiscardReason | None
+) -> tuple[Role, DiscardReason | None]:
+    """The role given by the tag alone (and its neighbours), when no attribute decides it."""
     if tag in _HEADING_TAGS:
         return Role.HEADING, None
+    if tag in ("ul", "ol") and _is_link_list(element):
+        return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
     if tag == "time":
         return Role.META, None
-    if tag in ("figcaption", "figure") or _CAPTION_ATTRIBUTE.search(attributes):
+    if tag in ("figcaption", "figure"):
         return Role.CAPTION, None
     if tag == "small" and _follows_media(element):
         return Role.CAPTION, None
@@ -368,6 +381,12 @@ def _flush(walk: _Walk) -> None:
     if not fragments:
         return
     walk.fragments = []
+    if len(fragments) == 1:
+        only = fragments[0]
+        text = normalise_text(only.text)
+        if text:
+            _place(walk, only.role, only.reason, text, only.bold)
+        return
     for role, reason, texts, bold_flags in _runs(fragments):
         text = normalise_text("".join(texts))
         if text:
