@@ -63,12 +63,7 @@ def decode_document(raw: bytes) -> str:
 def parse_article(raw: bytes) -> ParsedArticle:
     """Parse one archive file. Raises ``RejectError`` with a stable reason when it cannot."""
     envelope = parse_envelope(decode_document(raw))
-    try:
-        body: Body = extract_body(envelope.body_html, envelope.url)
-    except RecursionError as error:
-        raise RejectError(
-            RejectReason.TOO_DEEPLY_NESTED, "HTML body nests elements too deeply to walk"
-        ) from error
+    body: Body = extract_body(envelope.body_html, envelope.url)
     return ParsedArticle(
         article_id=article_id(envelope.url),
         url=envelope.url,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lxml import etree
 
+from transforms.errors import RejectError, RejectReason
 from transforms.links import ShareLink, image_source, share_link
 from transforms.text import normalise_text
 
@@ -80,62 +80,59 @@ _NOT_CONTENT_TAGS = frozenset(
 )
 _MEDIA_TAGS = frozenset(("video", "audio", "iframe"))
 _CAPTION_ANCHOR_TAGS = frozenset(("img", "video", "iframe", "picture", "figure", "audio"))
+# Tags whose role depends on the tag itself (or its neighbours), checked even without attributes.
+_TAG_RULE_TAGS = _HEADING_TAGS | frozenset("ul ol time figcaption figure small i em".split())
 
-_AD_ATTRIBUTE = re.compile(
-    r"(^|[\s_-])(ad|ads|advert\w*|adsbygoogle|dotcom-ad|AdContainer\S*|"
-    r"sponsored)($|[\s_-])",
-    re.IGNORECASE,
-)
-_PROMO_ATTRIBUTE = re.compile(r"newsletter|selfpromo|subscribe|app-promo", re.IGNORECASE)
-_SHARE_ATTRIBUTE = re.compile(
-    r"(^|[\s_-])(share\w*|social\w*|addtoany|a2a_kit|sharedaddy)"
-    r"($|[\s_-])",
-    re.IGNORECASE,
-)
-_RELATED_ATTRIBUTE = re.compile(r"related|read-?more|jp-relatedposts", re.IGNORECASE)
-_HIDDEN_ATTRIBUTE = re.compile(r"(^|\s)(element-invisible|sr-only|screen-reader-text)(\s|$)")
+# Attribute rules on lower-cased class and id values (see _attribute_context).
+_TOKEN_SEPARATORS = re.compile(r"[-_]")
+_HIDDEN_WORDS = frozenset(("element-invisible", "sr-only", "screen-reader-text"))
+_AD_TOKENS = frozenset(("ad", "ads", "adsbygoogle", "sponsored"))
+_AD_TOKEN_PREFIXES = ("advert", "adcontainer")
+_PROMO_PARTS = ("newsletter", "selfpromo", "subscribe", "app-promo")
+_SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
+_SHARE_TOKEN_PREFIXES = ("share", "social")
+_RELATED_PARTS = ("related", "readmore", "read-more")
+_CAPTION_PARTS = ("caption", "copyright", "credit")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-_CAPTION_ATTRIBUTE = re.compile(r"caption|copyright|credit|(^|\s)Figure", re.IGNORECASE)
 _DECORATION_ATTRIBUTE = re.compile(r"zoom|icon|avatar|wp-smiley|emoji|logo", re.IGNORECASE)
 
 # Text patterns, applied to a whole normalised block.
-_BOILERPLATE_TEXT: tuple[tuple[re.Pattern[str], DiscardReason], ...] = (
+# Whole-block text rules. A footer start discards the block and everything after it; the
+# others discard just the block. Rules anchored at the start of the block are one regex tried
+# at position 0 only; the rest are plain substrings, searched in the lower-cased block.
+_ANCHORED_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
+    (r"获取更多RSS", DiscardReason.FEED_FOOTER, True),
+    (r"Feed enhanced by|Post tags:", DiscardReason.FEED_FOOTER, True),
+    (r"©|\(c\)|copyright\b", DiscardReason.COPYRIGHT, True),
+    (r"(?:分享|分享到|share|share this)\s*[:：]?$", DiscardReason.SHARE_WIDGET, False),
+    (r"(?:see|read) the english version", DiscardReason.ENGLISH_VERSION_LINK, False),
     (
-        re.compile(r"^(分享|分享到|share|share this)\s*[:：]?$", re.IGNORECASE),
-        DiscardReason.SHARE_WIDGET,
-    ),
-    (
-        re.compile(r"点击查看本文英文版|^(see|read) the english version", re.IGNORECASE),
-        DiscardReason.ENGLISH_VERSION_LINK,
-    ),
-    (
-        re.compile(
-            r"不支持播放|does not support (the )?(video|audio|media)|"
-            r"enable javascript to (watch|view)",
-            re.IGNORECASE,
-        ),
-        DiscardReason.MEDIA_FALLBACK,
-    ),
-    (
-        re.compile(
-            r"^continue reading on .*»?$|^(阅读|閱讀)(全文|更多)|^read more\b", re.IGNORECASE
-        ),
+        r"continue reading on .*$|(?:阅读|閱讀)(?:全文|更多)|read more\b",
         DiscardReason.READ_MORE,
+        False,
     ),
     (
-        re.compile(
-            r"^微信搜索|^(请)?关注(我们的)?(微信|公众号)|^下载.{0,12}(app|客户端)", re.IGNORECASE
-        ),
+        r"微信搜索|(?:请)?关注(?:我们的)?(?:微信|公众号)|下载.{0,12}(?:app|客户端)",
         DiscardReason.PROMO,
+        False,
     ),
 )
-_FOOTER_START: tuple[tuple[re.Pattern[str], DiscardReason], ...] = (
-    (re.compile(r"^获取更多RSS"), DiscardReason.FEED_FOOTER),
-    (re.compile(r"^Feed enhanced by|^Post tags:"), DiscardReason.FEED_FOOTER),
-    (
-        re.compile(r"^(©|\(c\)|copyright\b)|版权声明|版权所有", re.IGNORECASE),
-        DiscardReason.COPYRIGHT,
-    ),
+_ANCHORED_TEXT_RULE = re.compile(
+    "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
+    re.IGNORECASE,
+)
+_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
+    ("版权声明", DiscardReason.COPYRIGHT, True),
+    ("版权所有", DiscardReason.COPYRIGHT, True),
+    ("点击查看本文英文版", DiscardReason.ENGLISH_VERSION_LINK, False),
+    ("不支持播放", DiscardReason.MEDIA_FALLBACK, False),
+    ("does not support the video", DiscardReason.MEDIA_FALLBACK, False),
+    ("does not support video", DiscardReason.MEDIA_FALLBACK, False),
+    ("does not support the audio", DiscardReason.MEDIA_FALLBACK, False),
+    ("does not support audio", DiscardReason.MEDIA_FALLBACK, False),
+    ("does not support the media", DiscardReason.MEDIA_FALLBACK, False),
+    ("enable javascript to watch", DiscardReason.MEDIA_FALLBACK, False),
+    ("enable javascript to view", DiscardReason.MEDIA_FALLBACK, False),
 )
 _META_TEXT = re.compile(
     r"^(\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
@@ -158,16 +155,27 @@ _CAPTION_TEXT = re.compile(
 _CAPTION_TEXT_MAX_CHARS = 80
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
 _URL = re.compile(r"https?://", re.IGNORECASE)
+_META_MAX_CHARS = 120
 _LEAD_MIN_CHARS = 20
 _HEADING_MAX_CHARS = 80
 
 
-@dataclass(slots=True)
-class _Fragment:
-    text: str
-    role: Role
-    bold: bool
-    reason: DiscardReason | None
+_Fragment = tuple[str, Role, "DiscardReason | None", bool]
+"""A piece of text with its context: (text, role, discard reason, inside bold)."""
+_Frame = tuple[Role, "DiscardReason | None", bool, bool, str]
+"""Context of an open element: (role, discard reason, bold, is block, outer container)."""
+_LEAF_FRAME: _Frame = (Role.BODY, None, False, False, "")
+
+# Element kinds for the walk; every kind above _BLOCK has its subtree skipped.
+_INLINE, _BLOCK, _ANCHOR, _SKIP, _BREAK, _IMAGE, _MEDIA = range(7)
+_TAG_KINDS: dict[str, int] = {
+    **dict.fromkeys(_BLOCK_TAGS, _BLOCK),
+    **dict.fromkeys(_NOT_CONTENT_TAGS, _SKIP),
+    **dict.fromkeys(_MEDIA_TAGS, _MEDIA),
+    "a": _ANCHOR,
+    "br": _BREAK,
+    "img": _IMAGE,
+}
 
 
 @dataclass(slots=True)
@@ -190,11 +198,13 @@ def extract_body(html: str, base_url: str) -> Body:
     """Classify the text of an article's HTML and collect its images and share links."""
     if not html.strip():
         return Body()
-    root: etree._Element | None = etree.fromstring(html, _parser())
+    parser = _parser()
+    root: etree._Element | None = etree.fromstring(html, parser)
+    _raise_on_lost_content(parser)
     if root is None:
         return Body()
     walk = _Walk(base_url)
-    _visit(walk, root, Role.BODY, None, bold=False)
+    _walk_tree(walk, root)
     _flush(walk)
     return Body(
         paragraphs=tuple(walk.paragraphs),
@@ -225,46 +235,70 @@ def _parser() -> etree.HTMLParser:
     return parser
 
 
-def _visit(
-    walk: _Walk, element: etree._Element, role: Role, reason: DiscardReason | None, *, bold: bool
-) -> None:
-    raw_tag: object = element.tag  # entities and other non-element nodes have no string tag
-    if not isinstance(raw_tag, str):
-        return
-    tag = raw_tag.lower()
-    if tag in _NOT_CONTENT_TAGS:
-        return
-    if tag == "br":
-        _flush(walk)
-        return
-    if tag == "img":
-        _take_image(walk, element)
-        return
-    if tag == "a":
-        link = share_link(element.get("href", ""))
-        if link is not None:
-            walk.share_links.append(link)
-            _discard_subtree(walk, element, DiscardReason.SHARE_WIDGET)
-            return
-    role, reason = _context(walk, element, tag, role, reason)
-    if tag in _MEDIA_TAGS:
-        _discard_subtree(walk, element, DiscardReason.MEDIA_FALLBACK)
-        return
-    is_block = tag in _BLOCK_TAGS
-    outer_container = walk.container
-    if is_block:
-        _flush(walk)
-        walk.container = tag
-    bold = bold or tag in _BOLD_TAGS
-    if element.text:
-        walk.fragments.append(_Fragment(element.text, role, bold, reason))
-    for child in element:
-        _visit(walk, child, role, reason, bold=bold)
-        if child.tail:
-            walk.fragments.append(_Fragment(child.tail, role, bold, reason))
-    if is_block:
-        _flush(walk)
-        walk.container = outer_container
+def _raise_on_lost_content(parser: etree.HTMLParser) -> None:
+    """libxml2 recovers from bad markup, but a fatal error means it dropped part of the text."""
+    for entry in parser.error_log:
+        if entry.level == etree.ErrorLevels.FATAL:
+            reason = (
+                RejectReason.TOO_DEEPLY_NESTED
+                if "depth" in entry.message
+                else RejectReason.UNPARSABLE_HTML
+            )
+            raise RejectError(reason, f"HTML parser stopped at line {entry.line}: {entry.message}")
+
+
+def _walk_tree(walk: _Walk, root: etree._Element) -> None:
+    """Walk the tree in document order with lxml's C iterator (no recursion, no depth limit).
+
+    Each open element has a frame (role, discard reason, bold, block flag, outer container);
+    an element's text takes its own frame's context, its tail its parent's.
+    """
+    frames: list[_Frame] = [(Role.BODY, None, False, False, walk.container)]
+    events = etree.iterwalk(root, events=("start", "end"))
+    for event, element in events:
+        if event == "end":
+            _, _, _, is_block, outer_container = frames.pop()
+            if is_block:
+                _flush(walk)
+                walk.container = outer_container
+            tail = element.tail
+            if tail:
+                parent = frames[-1]
+                walk.fragments.append((tail, parent[0], parent[1], parent[2]))
+            continue
+        role, reason, bold = frames[-1][:3]
+        raw_tag: object = element.tag  # entities and other non-element nodes have no string tag
+        tag = raw_tag.lower() if isinstance(raw_tag, str) else ""
+        kind = _TAG_KINDS.get(tag, _INLINE) if tag else _SKIP
+        if kind == _ANCHOR:
+            link = share_link(element.get("href", ""))
+            if link is None:
+                kind = _INLINE
+            else:
+                walk.share_links.append(link)
+                _discard_subtree(walk, element, DiscardReason.SHARE_WIDGET)
+                kind = _SKIP
+        if kind > _BLOCK:
+            events.skip_subtree()
+            frames.append(_LEAF_FRAME)
+            if kind == _BREAK:
+                _flush(walk)
+            elif kind == _IMAGE:
+                _take_image(walk, element)
+            elif kind == _MEDIA:
+                _discard_subtree(walk, element, DiscardReason.MEDIA_FALLBACK)
+            continue
+        if tag in _TAG_RULE_TAGS or element.attrib:
+            role, reason = _context(walk, element, tag, role, reason)
+        bold = bold or tag in _BOLD_TAGS
+        is_block = kind == _BLOCK
+        frames.append((role, reason, bold, is_block, walk.container))
+        if is_block:
+            _flush(walk)
+            walk.container = tag
+        text = element.text
+        if text:
+            walk.fragments.append((text, role, reason, bold))
 
 
 def _context(
@@ -273,32 +307,55 @@ def _context(
     """The role of the text inside ``element``, given the role of its parent."""
     if role is Role.BOILERPLATE:
         return role, reason
-    if not element.attrib:
+    if element.attrib:
+        decided = _attribute_context(element)
+        if decided is not None and (decided[0] is not Role.CAPTION or tag not in _HEADING_TAGS):
+            return decided
+    if tag in _TAG_RULE_TAGS:
         return _tag_context(walk, element, tag, role, reason)
-    attributes = f"{element.get('class', '')} {element.get('id', '')}"
+    return role, reason
+
+
+def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | None] | None:
+    """The role an element's attributes give its text, or None when they say nothing.
+
+    Class and id values are matched as tokens (split at whitespace, ``-`` and ``_``) and as
+    substrings of their lower-cased text, with plain string operations rather than regexes:
+    this runs for every element that has attributes.
+    """
+    attributes = f"{element.get('class', '')} {element.get('id', '')}".lower()
+    words = attributes.split()
+    tokens = _TOKEN_SEPARATORS.sub(" ", attributes).split()
     if (
         element.get("hidden") is not None
         or _HIDDEN_STYLE.search(element.get("style", ""))
-        or (_HIDDEN_ATTRIBUTE.search(attributes))
+        or not _HIDDEN_WORDS.isdisjoint(words)
     ):
         return Role.BOILERPLATE, DiscardReason.HIDDEN
     if (
         element.get("data-e2e") == "advertisement"
         or "广告" in element.get("aria-label", "")
-        or _AD_ATTRIBUTE.search(attributes)
+        or not _AD_TOKENS.isdisjoint(tokens)
+        or any(token.startswith(_AD_TOKEN_PREFIXES) for token in tokens)
     ):
         return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
-    if any(str(name).startswith("data-selfpromo") for name in element.attrib) or (
-        _PROMO_ATTRIBUTE.search(attributes)
+    if any(str(name).startswith("data-selfpromo") for name in element.keys()) or any(  # noqa: SIM118
+        part in attributes for part in _PROMO_PARTS
     ):
         return Role.BOILERPLATE, DiscardReason.PROMO
-    if _SHARE_ATTRIBUTE.search(attributes) or "data-root-share" in element.attrib:
+    if (
+        element.get("data-root-share") is not None
+        or not _SHARE_TOKENS.isdisjoint(tokens)
+        or any(token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens)
+    ):
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
-    if _RELATED_ATTRIBUTE.search(attributes):
+    if any(part in attributes for part in _RELATED_PARTS):
         return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
-    if _CAPTION_ATTRIBUTE.search(attributes) and tag not in _HEADING_TAGS:
+    if any(part in attributes for part in _CAPTION_PARTS) or any(
+        word.startswith("figure") for word in words
+    ):
         return Role.CAPTION, None
-    return _tag_context(walk, element, tag, role, reason)
+    return None
 
 
 def _tag_context(
@@ -381,32 +438,19 @@ def _flush(walk: _Walk) -> None:
     if not fragments:
         return
     walk.fragments = []
-    if len(fragments) == 1:
-        only = fragments[0]
-        text = normalise_text(only.text)
-        if text:
-            _place(walk, only.role, only.reason, text, only.bold)
-        return
-    for role, reason, texts, bold_flags in _runs(fragments):
-        text = normalise_text("".join(texts))
-        if text:
-            _place(walk, role, reason, text, all(bold_flags))
-
-
-def _runs(
-    fragments: list[_Fragment],
-) -> Iterator[tuple[Role, DiscardReason | None, list[str], list[bool]]]:
     start = 0
-    for index in range(1, len(fragments) + 1):
-        if index == len(fragments) or (fragments[index].role, fragments[index].reason) != (
-            fragments[start].role,
-            fragments[start].reason,
-        ):
-            run = fragments[start:index]
-            texts = [fragment.text for fragment in run]
-            bold_flags = [fragment.bold for fragment in run if fragment.text.strip()]
-            yield run[0].role, run[0].reason, texts, bold_flags
-            start = index
+    count = len(fragments)
+    while start < count:
+        _, role, reason, _ = fragments[start]
+        end = start + 1
+        while end < count and fragments[end][1] is role and fragments[end][2] is reason:
+            end += 1
+        run = fragments[start:end] if start or end < count else fragments
+        text = normalise_text("".join(fragment[0] for fragment in run))
+        if text:
+            bold = all(fragment[3] for fragment in run if not fragment[0].isspace())
+            _place(walk, role, reason, text, bold)
+        start = end
 
 
 def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bold: bool) -> None:
@@ -416,27 +460,38 @@ def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bol
     if walk.footer_reason is not None:
         walk.discarded.append(Discard(walk.footer_reason, text))
         return
-    for pattern, footer_reason in _FOOTER_START:
-        if pattern.search(text):
-            walk.footer_reason = footer_reason
-            walk.discarded.append(Discard(footer_reason, text))
-            return
-    for pattern, boilerplate_reason in _BOILERPLATE_TEXT:
-        if pattern.search(text):
-            walk.discarded.append(Discard(boilerplate_reason, text))
-            return
+    text_rule = _text_rule(text)
+    if text_rule is not None:
+        discard_reason, starts_footer = text_rule
+        if starts_footer:
+            walk.footer_reason = discard_reason
+        walk.discarded.append(Discard(discard_reason, text))
+        return
     follows_image = walk.image_since_last_block
     walk.image_since_last_block = False
     if role is Role.HEADING:
         walk.headings.append(text)
     elif role is Role.CAPTION or _is_caption_text(text, follows_image=follows_image):
         walk.captions.append(text)
-    elif role is Role.META or _META_TEXT.match(text):
+    elif role is Role.META or (len(text) <= _META_MAX_CHARS and _META_TEXT.match(text)):
         walk.meta_blocks.append(text)
     elif bold and walk.container in ("p", "div") and _is_bold_heading(walk, text):
         walk.headings.append(text)
     else:
         walk.paragraphs.append(text)
+
+
+def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
+    """The discard reason (and whether it starts the footer) a whole-block rule gives text."""
+    anchored = _ANCHORED_TEXT_RULE.match(text)
+    if anchored is not None:
+        _, reason, starts_footer = _ANCHORED_TEXT_RULES[int(str(anchored.lastgroup)[4:])]
+        return reason, starts_footer
+    lowered = text.lower()
+    for substring, reason, starts_footer in _SUBSTRING_TEXT_RULES:
+        if substring in lowered:
+            return reason, starts_footer
+    return None
 
 
 def _is_caption_text(text: str, *, follows_image: bool) -> bool:

@@ -19,6 +19,7 @@ class RejectReason(StrEnum):
     MISSING_FIELD = "missing_field"
     INVALID_URL = "invalid_url"
     TOO_DEEPLY_NESTED = "too_deeply_nested"
+    UNPARSABLE_HTML = "unparsable_html"
     EXTRACTION_FAILED = "extraction_failed"
     UNREADABLE = "unreadable"
 

@@ -159,13 +159,20 @@ _ADDTOANY_SERVICES = {
     "email": "email",
 }
 _TARGET_PARAMETERS = ("u", "url", "href")
+_SHARE_HINT = re.compile(
+    r"shar|intent/|send|submit|save|status=|dialog/feed|whatsapp|mailto:|addtoany|wa\.me|"
+    r"line\.me|t\.me/|telegram\.me|del\.icio\.us|pin/create|getpocket|plurk",
+    re.IGNORECASE,
+)
+"""Something every share href above contains: most anchors fail this and skip URL parsing."""
 
 
 def share_link(href: str) -> ShareLink | None:
     """Classify an anchor's (entity-decoded) href as a share link, or None when it is not one."""
     href = href.strip()
-    lowered = href.lower()
-    if lowered.startswith(("javascript:", "data:")) or not href:
+    if not href or not _SHARE_HINT.search(href):
+        return None
+    if href.lower().startswith(("javascript:", "data:")):
         return None
     parts = urlsplit(href)
     scheme = parts.scheme.lower()
