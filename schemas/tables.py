@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever a column is added; stored in every Parquet file's key-value metadata."""
 
 _TIMESTAMP_UTC = pa.timestamp("ms", tz="UTC")
@@ -40,10 +40,21 @@ ARTICLES_SCHEMA = pa.schema(
         _field("url", pa.string(), "Article URL exactly as the archive gives it.", nullable=False),
         _field("title", pa.string(), "Title exactly as the archive gives it.", nullable=False),
         _field(
+            "title_clean",
+            pa.string(),
+            "Title without site suffixes and whitespace runs.",
+            nullable=False,
+        ),
+        _field(
             "published_at",
             _TIMESTAMP_UTC,
             "Publication time from the file header (UTC).",
             nullable=False,
+        ),
+        _field(
+            "body_published_at",
+            _TIMESTAMP_UTC,
+            "Publication time shown in the body (dateline or timestamp block), UTC; else null.",
         ),
         _field(
             "paragraphs", _STRINGS, "Body paragraphs in reading order, lead first.", nullable=False
@@ -76,7 +87,9 @@ ARTICLES_SCHEMA = pa.schema(
         _field("author", pa.string(), "Author from the front matter, else null."),
         _field("feed", pa.string(), "Feed name: the front matter's first category, else null."),
         _field(
-            "language", pa.string(), "ISO 639-1 language code of the body; null until detected."
+            "language",
+            pa.string(),
+            "ISO 639-1 code of the text (zh-Hans / zh-Hant for Chinese); null if unsure.",
         ),
         _field(
             "source_format",

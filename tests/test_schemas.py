@@ -77,7 +77,9 @@ def test_article_row_follows_the_schema_column_order() -> None:
         article_id="0" * 32,
         url="https://a.example/",
         title="t",
+        title_clean="t",
         published_at_ms=0,
+        body_published_at_ms=None,
         paragraphs=(),
         headings=(),
         captions=(),
@@ -92,4 +94,4 @@ def test_article_row_follows_the_schema_column_order() -> None:
     row = article_row(article, Lineage("p", "h", "r", 0))
     assert list(row) == ARTICLES_SCHEMA.names
     unaccounted = set(ARTICLES_SCHEMA.names) - content_fields - lineage_fields
-    assert unaccounted == {"published_at", "parser_version", "ingested_at"}
+    assert unaccounted == {"published_at", "body_published_at", "parser_version", "ingested_at"}

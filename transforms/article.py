@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transforms.body import Body, extract_body
+from transforms.body import DEFAULT_TIME_LIMIT_SECONDS, Body, extract_body
+from transforms.dates import body_published_at
 from transforms.envelope import SourceFormat, parse_envelope
 from transforms.errors import RejectError, RejectReason
+from transforms.language import detect_language
 from transforms.links import ShareLink, article_id
+from transforms.titles import clean_title
 
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"
 """Version of the extraction rules; bump it whenever their output may change."""
 
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
@@ -23,7 +26,9 @@ class ParsedArticle:
     article_id: str
     url: str
     title: str
+    title_clean: str
     published_at_ms: int
+    body_published_at_ms: int | None
     paragraphs: tuple[str, ...]
     headings: tuple[str, ...]
     captions: tuple[str, ...]
@@ -60,15 +65,21 @@ def decode_document(raw: bytes) -> str:
         ) from error
 
 
-def parse_article(raw: bytes) -> ParsedArticle:
+def parse_article(
+    raw: bytes, *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+) -> ParsedArticle:
     """Parse one archive file. Raises ``RejectError`` with a stable reason when it cannot."""
     envelope = parse_envelope(decode_document(raw))
-    body: Body = extract_body(envelope.body_html, envelope.url)
+    body: Body = extract_body(
+        envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds
+    )
     return ParsedArticle(
         article_id=article_id(envelope.url),
         url=envelope.url,
         title=envelope.title,
+        title_clean=clean_title(envelope.title),
         published_at_ms=envelope.published_at_ms,
+        body_published_at_ms=body_published_at(body.meta_blocks, envelope.url),
         paragraphs=body.paragraphs,
         headings=body.headings,
         captions=body.captions,
@@ -77,6 +88,6 @@ def parse_article(raw: bytes) -> ParsedArticle:
         share_links=body.share_links,
         author=envelope.author,
         feed=envelope.feed,
-        language=None,
+        language=detect_language((envelope.title, *body.paragraphs)),
         source_format=envelope.source_format,
     )

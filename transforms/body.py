@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -156,6 +157,7 @@ _CAPTION_TEXT_MAX_CHARS = 80
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
 _URL = re.compile(r"https?://", re.IGNORECASE)
 _META_MAX_CHARS = 120
+_CLOCK_CHECK_MASK = 255  # look at the clock every 256 parser events
 _LEAD_MIN_CHARS = 20
 _HEADING_MAX_CHARS = 80
 
@@ -194,7 +196,14 @@ class _Walk:
     image_since_last_block: bool = False
 
 
-def extract_body(html: str, base_url: str) -> Body:
+DEFAULT_TIME_LIMIT_SECONDS = 2.0
+"""Extraction of one body stops with a ``time_limit`` reject after this long (real bodies take
+milliseconds), so one pathological file cannot stall a batch."""
+
+
+def extract_body(
+    html: str, base_url: str, *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+) -> Body:
     """Classify the text of an article's HTML and collect its images and share links."""
     if not html.strip():
         return Body()
@@ -204,7 +213,7 @@ def extract_body(html: str, base_url: str) -> Body:
     if root is None:
         return Body()
     walk = _Walk(base_url)
-    _walk_tree(walk, root)
+    _walk_tree(walk, root, time.perf_counter() + time_limit_seconds)
     _flush(walk)
     return Body(
         paragraphs=tuple(walk.paragraphs),
@@ -247,7 +256,7 @@ def _raise_on_lost_content(parser: etree.HTMLParser) -> None:
             raise RejectError(reason, f"HTML parser stopped at line {entry.line}: {entry.message}")
 
 
-def _walk_tree(walk: _Walk, root: etree._Element) -> None:
+def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
     """Walk the tree in document order with lxml's C iterator (no recursion, no depth limit).
 
     Each open element has a frame (role, discard reason, bold, block flag, outer container);
@@ -255,7 +264,12 @@ def _walk_tree(walk: _Walk, root: etree._Element) -> None:
     """
     frames: list[_Frame] = [(Role.BODY, None, False, False, walk.container)]
     events = etree.iterwalk(root, events=("start", "end"))
-    for event, element in events:
+    for count, (event, element) in enumerate(events):
+        if not count & _CLOCK_CHECK_MASK and time.perf_counter() > deadline:
+            raise RejectError(
+                RejectReason.TIME_LIMIT,
+                f"body extraction passed its time limit after {count:,} parser events",
+            )
         if event == "end":
             _, _, _, is_block, outer_container = frames.pop()
             if is_block:

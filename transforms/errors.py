@@ -20,6 +20,7 @@ class RejectReason(StrEnum):
     INVALID_URL = "invalid_url"
     TOO_DEEPLY_NESTED = "too_deeply_nested"
     UNPARSABLE_HTML = "unparsable_html"
+    TIME_LIMIT = "time_limit"
     EXTRACTION_FAILED = "extraction_failed"
     UNREADABLE = "unreadable"
 
