@@ -39,7 +39,7 @@ def broadsheet_paragraphs(html: str, url: str) -> list[str]:
     return list(extract_body(html, url).paragraphs)
 
 
-def _docs_per_second(work: Callable[[], None], documents: int, repeats: int) -> float:
+def _docs_per_second(work: Callable[[], object], documents: int, repeats: int) -> float:
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -49,8 +49,10 @@ def _docs_per_second(work: Callable[[], None], documents: int, repeats: int) -> 
 
 
 def _row(name: str, ours: Score, theirs: Score) -> str:
-    return (f"{name[:44]:<46}{ours.precision:>7.3f}{ours.recall:>7.3f}{ours.f1:>7.3f}"
-            f"{theirs.precision:>9.3f}{theirs.recall:>7.3f}{theirs.f1:>7.3f}")
+    return (
+        f"{name[:44]:<46}{ours.precision:>7.3f}{ours.recall:>7.3f}{ours.f1:>7.3f}"
+        f"{theirs.precision:>9.3f}{theirs.recall:>7.3f}{theirs.f1:>7.3f}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         envelope = parse_envelope(decode_document(label.path.read_bytes()))
         bodies.append((label, envelope.body_html, envelope.url))
 
-    header = (f"{'file':<46}{'P':>7}{'R':>7}{'F1':>7}{'traf P':>9}{'R':>7}{'F1':>7}")
+    header = f"{'file':<46}{'P':>7}{'R':>7}{'F1':>7}{'traf P':>9}{'R':>7}{'F1':>7}"
     print("broadsheet (left) vs trafilatura (right), character-bigram scores on body paragraphs")
     print(header)
     by_source: dict[str, list[tuple[Score, Score]]] = defaultdict(list)
@@ -78,21 +80,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(header.replace("file", "source (macro)"))
     for source, pairs in sorted(by_source.items()):
-        print(_row(f"{source} ({len(pairs)})", macro(p[0] for p in pairs),
-                   macro(p[1] for p in pairs)))
+        print(
+            _row(f"{source} ({len(pairs)})", macro(p[0] for p in pairs), macro(p[1] for p in pairs))
+        )
     pairs = [pair for source_pairs in by_source.values() for pair in source_pairs]
     print(_row(f"ALL ({len(pairs)})", macro(p[0] for p in pairs), macro(p[1] for p in pairs)))
 
     repeats = options.speed_repeats
     ours_rate = _docs_per_second(
-        lambda: [broadsheet_paragraphs(html, url) for _, html, url in bodies], len(bodies),
-        repeats)
+        lambda: [broadsheet_paragraphs(html, url) for _, html, url in bodies], len(bodies), repeats
+    )
     theirs_rate = _docs_per_second(
-        lambda: [trafilatura_paragraphs(html) for _, html, _ in bodies], len(bodies), repeats)
+        lambda: [trafilatura_paragraphs(html) for _, html, _ in bodies], len(bodies), repeats
+    )
     print()
-    print(f"speed on these {len(bodies)} bodies, one core, median of {repeats}: "
-          f"broadsheet {ours_rate:,.0f} docs/s, trafilatura {theirs_rate:,.0f} docs/s, "
-          f"ratio {ours_rate / theirs_rate:.1f}x")
+    print(
+        f"speed on these {len(bodies)} bodies, one core, median of {repeats}: "
+        f"broadsheet {ours_rate:,.0f} docs/s, trafilatura {theirs_rate:,.0f} docs/s, "
+        f"ratio {ours_rate / theirs_rate:.1f}x"
+    )
 
 
 if __name__ == "__main__":

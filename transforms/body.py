@@ -9,6 +9,7 @@ the project's extraction rubric (README, "Extraction rules").
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -94,6 +95,7 @@ _SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
 _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
 _CAPTION_PARTS = ("caption", "copyright", "credit")
+_RULE_ATTRIBUTE_NAMES = frozenset(("hidden", "style", "data-e2e", "aria-label", "data-root-share"))
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _DECORATION_ATTRIBUTE = re.compile(r"zoom|icon|avatar|wp-smiley|emoji|logo", re.IGNORECASE)
 
@@ -306,6 +308,11 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
             role, reason = _context(walk, element, tag, role, reason)
         bold = bold or tag in _BOLD_TAGS
         is_block = kind == _BLOCK
+        if is_block and not len(element):
+            _place_leaf_block(walk, element, tag, role, reason, bold)
+            events.skip_subtree()
+            frames.append(_LEAF_FRAME)
+            continue
         frames.append((role, reason, bold, is_block, walk.container))
         if is_block:
             _flush(walk)
@@ -313,6 +320,24 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
         text = element.text
         if text:
             walk.fragments.append((text, role, reason, bold))
+
+
+def _place_leaf_block(
+    walk: _Walk,
+    element: etree._Element,
+    tag: str,
+    role: Role,
+    reason: DiscardReason | None,
+    bold: bool,
+) -> None:
+    """A block with no child elements (most paragraphs): one block of its own text."""
+    _flush(walk)
+    text = normalise_text(element.text or "")
+    if text:
+        outer_container = walk.container
+        walk.container = tag
+        _place(walk, role, reason, text, bold)
+        walk.container = outer_container
 
 
 def _context(
@@ -331,36 +356,39 @@ def _context(
 
 
 def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | None] | None:
-    """The role an element's attributes give its text, or None when they say nothing.
+    """The role an element's attributes give its text, or None when they say nothing."""
+    names = " ".join(str(name) for name in element.keys())  # noqa: SIM118
+    special = any(name in names for name in _RULE_ATTRIBUTE_NAMES) or "data-selfpromo" in names
+    if special:
+        if element.get("hidden") is not None or _HIDDEN_STYLE.search(element.get("style", "")):
+            return Role.BOILERPLATE, DiscardReason.HIDDEN
+        if element.get("data-e2e") == "advertisement" or "广告" in element.get("aria-label", ""):
+            return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
+        if "data-selfpromo" in names:
+            return Role.BOILERPLATE, DiscardReason.PROMO
+        if element.get("data-root-share") is not None:
+            return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
+    class_name, identifier = element.get("class"), element.get("id")
+    if class_name is None and identifier is None:
+        return None
+    return _class_context(f"{class_name or ''} {identifier or ''}")
 
-    Class and id values are matched as tokens (split at whitespace, ``-`` and ``_``) and as
-    substrings of their lower-cased text, with plain string operations rather than regexes:
-    this runs for every element that has attributes.
-    """
-    attributes = f"{element.get('class', '')} {element.get('id', '')}".lower()
+
+@functools.lru_cache(maxsize=8192)
+def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
+    """The role that class and id values give, matched as lower-cased tokens (split at
+    whitespace, ``-`` and ``_``) and substrings. Cached: sites repeat their class names."""
+    attributes = attributes.lower()
     words = attributes.split()
     tokens = _TOKEN_SEPARATORS.sub(" ", attributes).split()
-    if (
-        element.get("hidden") is not None
-        or _HIDDEN_STYLE.search(element.get("style", ""))
-        or not _HIDDEN_WORDS.isdisjoint(words)
-    ):
+    if not _HIDDEN_WORDS.isdisjoint(words):
         return Role.BOILERPLATE, DiscardReason.HIDDEN
-    if (
-        element.get("data-e2e") == "advertisement"
-        or "广告" in element.get("aria-label", "")
-        or not _AD_TOKENS.isdisjoint(tokens)
-        or any(token.startswith(_AD_TOKEN_PREFIXES) for token in tokens)
-    ):
+    if not _AD_TOKENS.isdisjoint(tokens) or any(t.startswith(_AD_TOKEN_PREFIXES) for t in tokens):
         return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
-    if any(str(name).startswith("data-selfpromo") for name in element.keys()) or any(  # noqa: SIM118
-        part in attributes for part in _PROMO_PARTS
-    ):
+    if any(part in attributes for part in _PROMO_PARTS):
         return Role.BOILERPLATE, DiscardReason.PROMO
-    if (
-        element.get("data-root-share") is not None
-        or not _SHARE_TOKENS.isdisjoint(tokens)
-        or any(token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens)
+    if not _SHARE_TOKENS.isdisjoint(tokens) or any(
+        token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens
     ):
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
     if any(part in attributes for part in _RELATED_PARTS):

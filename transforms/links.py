@@ -161,16 +161,17 @@ _ADDTOANY_SERVICES = {
 _TARGET_PARAMETERS = ("u", "url", "href")
 _SHARE_HINT = re.compile(
     r"shar|intent/|send|submit|save|status=|dialog/feed|whatsapp|mailto:|addtoany|wa\.me|"
-    r"line\.me|t\.me/|telegram\.me|del\.icio\.us|pin/create|getpocket|plurk",
-    re.IGNORECASE,
+    r"line\.me|t\.me/|telegram\.me|del\.icio\.us|pin/create|getpocket|plurk"
 )
-"""Something every share href above contains: most anchors fail this and skip URL parsing."""
+"""Something the start of every share href above contains (lower-cased): most anchors fail
+this cheap test and skip URL parsing."""
+_SHARE_HINT_CHARS = 160
 
 
 def share_link(href: str) -> ShareLink | None:
     """Classify an anchor's (entity-decoded) href as a share link, or None when it is not one."""
     href = href.strip()
-    if not href or not _SHARE_HINT.search(href):
+    if not href or not _SHARE_HINT.search(href[:_SHARE_HINT_CHARS].lower()):
         return None
     if href.lower().startswith(("javascript:", "data:")):
         return None
