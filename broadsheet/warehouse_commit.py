@@ -1,45 +1,80 @@
-"""Committing to the warehouse: stage a run's Parquet outside the tables, then move it in.
+"""Committing to the warehouse: lock, journal, atomic file swaps, and crash recovery.
 
 Layout under the warehouse root::
 
-    articles/year=YYYY/month=M/part-<run_id>-<n>.parquet   Hive-partitioned by published_at
-    rejects/part-<run_id>.parquet
-    skips/part-<run_id>.parquet
-    runs/part-<run_id>.parquet                              written last: marks the run done
-    _staging/<run_id>/                                      private to a running run
+    articles/year=YYYY/month=M/part-0.parquet          one file per partition
+    article_versions/year=YYYY/month=M/part-0.parquet
+    rejects/part-0.parquet   skips/part-0.parquet   ledger/part-0.parquet   runs/part-0.parquet
+    _lock                     held (flock) by the run writing the warehouse
+    _journal.json             present only while a commit is being applied
+    _staging/<run_id>/        private to a run; never inside a table directory
 
-Parse tasks write batch files into the run's staging directory. The commit merges them into
-at most one file per partition, then renames each finished file into its table directory
-(``os.replace``: atomic on one filesystem, so a reader never sees a partial file), and writes
-the ``runs`` row last.
+Protocol. A run stages every file it will install under ``_staging``, flushes them to disk,
+then writes the journal (atomically: temporary name, fsync, rename): the ordered list of
+(staged file, table file) swaps. Each swap is an ``os.replace``, atomic on one filesystem, so
+a reader sees the old file or the new one, never a partial or temporary one. The order keeps
+every version in at most one place at any moment: rows leaving ``article_versions`` are taken
+out first, then rows leaving ``articles``, then ``articles`` gets its new rows, then
+``article_versions``; the log tables follow and the ``runs`` row is installed last. A run
+killed before the journal exists changed nothing; one killed after is rolled forward by the
+next run (``recover``), which re-applies the swaps not yet done.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import shutil
-import uuid
+import signal
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from broadsheet.rows import file_metadata
-from schemas import ARTICLES_PARTITION_COLUMNS, REJECTS_SCHEMA
+from broadsheet.resolve import ARTICLES, VERSIONS, LedgerEntry, Partition, StoredVersion, Version
+from schemas import (
+    ARTICLES_PARTITION_COLUMNS,
+    ARTICLES_SCHEMA,
+    LEDGER_SCHEMA,
+    PARTITIONED_TABLES,
+    SCHEMA_VERSION,
+    TABLE_SCHEMAS,
+)
 
 STAGING_DIRNAME = "_staging"
-_PARTITIONING = ds.partitioning(
+JOURNAL_NAME = "_journal.json"
+LOCK_NAME = "_lock"
+DATA_FILE = "part-0.parquet"
+_COMPRESSION = "zstd"
+_HIVE = ds.partitioning(
     pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
 )
-_COMPRESSION = "zstd"
+_SORT_KEYS = [
+    ("published_at", "ascending"),
+    ("article_id", "ascending"),
+    ("content_sha256", "ascending"),
+]
+KILL_POINT_VARIABLE = "BROADSHEET_KILL_AT"
+"""Fault injection for the crash tests: the name of a commit step at which the process
+SIGKILLs itself (``staged``, ``journal-written``, ``applied-<n>``, ``journal-removed``)."""
 
 
 class WarehouseError(Exception):
     """The warehouse cannot be written. Not retryable until permissions or space are fixed."""
 
     retryable = False
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another run holds the warehouse lock. Retryable: try again when it has finished."""
+
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +87,29 @@ class Warehouse:
         """Directory holding one table's Parquet files."""
         return self.root / table
 
+    def table_file(self, table: str) -> Path:
+        """The single file of an unpartitioned table."""
+        return self.root / table / DATA_FILE
+
+    def partition_file(self, partition: Partition) -> Path:
+        """The single file of one partition of a partitioned table."""
+        table, year, month = partition
+        return self.root / table / f"year={year}" / f"month={month}" / DATA_FILE
+
     def staging_dir(self, run_id: str) -> Path:
         """Private directory where a run stages its files before commit."""
         return self.root / STAGING_DIRNAME / run_id
+
+    @property
+    def journal(self) -> Path:
+        """The commit journal; exists only while a commit is being applied."""
+        return self.root / JOURNAL_NAME
 
 
 def open_warehouse(root: Path | str) -> Warehouse:
     """Create the warehouse directory if needed and check that it is writable."""
     warehouse = Warehouse(Path(os.path.abspath(root)))
-    probe = warehouse.root / STAGING_DIRNAME / f".write-probe-{uuid.uuid4().hex}"
+    probe = warehouse.root / STAGING_DIRNAME / f".write-probe-{os.getpid()}"
     try:
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -72,73 +121,376 @@ def open_warehouse(root: Path | str) -> Warehouse:
     return warehouse
 
 
-def stage_batch(staging: Path, batch_index: int, articles: pa.Table, rejects: pa.Table) -> None:
-    """Write one parse batch's articles and rejects into the run's staging directory."""
-    for kind, table in (("articles", articles), ("rejects", rejects)):
-        directory = staging / kind
-        directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(
-            table, directory / f"batch-{batch_index:06d}.parquet", compression=_COMPRESSION
+def probe_lock(warehouse: Warehouse) -> None:
+    """Raise ``WarehouseBusyError`` now if another run holds the lock (a courtesy check for
+    the CLI; the run itself still takes the lock)."""
+    with warehouse_lock(warehouse, "probe", wait=False, record=False):
+        pass
+
+
+@contextlib.contextmanager
+def warehouse_lock(
+    warehouse: Warehouse, holder: str, *, wait: bool, record: bool = True
+) -> Iterator[None]:
+    """Hold the warehouse's exclusive lock. The kernel drops it when the holder dies, so the
+    lock of a killed run is recovered by the next one with no clean-up."""
+    path = warehouse.root / LOCK_NAME
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            current = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
+            raise WarehouseBusyError(
+                f"another run is writing warehouse {warehouse.root} ({current}); "
+                "wait for it to finish or pass --wait"
+            ) from None
+        if record:
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, holder.encode())
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def recover(warehouse: Warehouse) -> bool:
+    """Finish a commit that a killed run left half-applied, and drop abandoned staging.
+    Call with the lock held. Returns True when a journal was rolled forward."""
+    rolled_forward = False
+    if warehouse.journal.exists():
+        operations = json.loads(warehouse.journal.read_text(encoding="utf-8"))["operations"]
+        _apply(warehouse, operations)
+        warehouse.journal.unlink()
+        rolled_forward = True
+    staging = warehouse.root / STAGING_DIRNAME
+    if staging.exists():
+        for leftover in staging.iterdir():
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+    return rolled_forward
+
+
+def read_ledger(warehouse: Warehouse) -> dict[str, LedgerEntry]:
+    """The ledger as a dict by source path (empty for a new warehouse)."""
+    table = _read_table_file(warehouse, "ledger")
+    if table is None:
+        return {}
+    columns = table.to_pydict()
+    return {
+        path: LedgerEntry(size, mtime, digest, parser, outcome, article)
+        for path, size, mtime, digest, parser, outcome, article in zip(
+            columns["source_path"],
+            columns["size"],
+            columns["mtime_ns"],
+            columns["content_sha256"],
+            columns["parser_version"],
+            columns["outcome"],
+            columns["article_id"],
+            strict=True,
         )
+    }
 
 
-def commit_run(warehouse: Warehouse, run_id: str, skips: pa.Table, run: pa.Table) -> list[Path]:
-    """Move a run's staged output into the tables; return the committed file paths."""
-    staging = warehouse.staging_dir(run_id)
-    ready = staging / "ready"
-    _merge_articles(staging / "articles", ready / "articles", run_id)
-    rejects = _concat_staged(staging / "rejects", REJECTS_SCHEMA).replace_schema_metadata(
-        file_metadata(run_id)
+def read_stored_versions(
+    warehouse: Warehouse, article_ids: set[str], hashes: set[str]
+) -> list[StoredVersion]:
+    """Stored versions of the given articles, or with the given content hashes."""
+    wanted = ["content_sha256", "article_id", "published_at", "parser_version", "source_path"]
+    stored: list[StoredVersion] = []
+    if not article_ids and not hashes:
+        return stored
+    for table in PARTITIONED_TABLES:
+        dataset = _partitioned_dataset(warehouse, table)
+        if dataset is None:
+            continue
+        condition = pc.field("article_id").isin(sorted(article_ids)) | pc.field(
+            "content_sha256"
+        ).isin(sorted(hashes))
+        found = dataset.to_table(
+            columns=[*wanted, *ARTICLES_PARTITION_COLUMNS], filter=condition
+        ).to_pydict()
+        for index, digest in enumerate(found["content_sha256"]):
+            published = found["published_at"][index]
+            stored.append(
+                StoredVersion(
+                    Version(
+                        digest,
+                        found["article_id"][index],
+                        _epoch_ms(published),
+                        found["parser_version"][index],
+                        found["source_path"][index],
+                    ),
+                    table,
+                    (found["year"][index], found["month"][index]),
+                )
+            )
+    return stored
+
+
+def _epoch_ms(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    timestamp = getattr(value, "timestamp", None)
+    if timestamp is None:
+        raise TypeError(f"not a timestamp: {value!r}")
+    return round(float(timestamp()) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitPlan:
+    """Everything one run installs."""
+
+    new_rows: pa.Table
+    """New versions to store, articles columns plus year, month and ``table``."""
+    removals: Mapping[Partition, set[str]]
+    moves: Mapping[str, tuple[Partition, str]]
+    log_rows: Mapping[str, pa.Table]
+    """New rows of the unpartitioned log tables: rejects, skips, runs."""
+    ledger_rows: pa.Table
+    """Ledger rows of the files this run read: they replace rows with the same path."""
+    file_metadata: Mapping[bytes, bytes]
+
+
+def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
+    """Stage, journal and apply one run's changes; return the table files installed."""
+    staging = warehouse.staging_dir(run_id) / "commit"
+    phase_one: list[tuple[str, str]] = []
+    finals: list[tuple[str, str]] = []
+    for partition, before, after in _partition_changes(warehouse, plan):
+        target = str(warehouse.partition_file(partition))
+        relative = warehouse.partition_file(partition).relative_to(warehouse.root)
+        if before is not None:
+            phase_one.append(
+                (_stage(before, staging / "phase-1" / relative, plan.file_metadata), target)
+            )
+        if after is None:
+            finals.append(("", target))
+        elif before is None or after.num_rows != before.num_rows:
+            finals.append((_stage(after, staging / "final" / relative, plan.file_metadata), target))
+    operations: list[tuple[str, str]] = []
+    for table in (VERSIONS, ARTICLES):
+        operations += [op for op in phase_one if _table_of(warehouse, op[1]) == table]
+    for table in (ARTICLES, VERSIONS):
+        operations += [op for op in finals if _table_of(warehouse, op[1]) == table]
+    for table, rows in plan.log_rows.items():
+        if table != "runs" and (rows.num_rows or not warehouse.table_file(table).exists()):
+            merged = _append(warehouse, table, rows)
+            operations.append(
+                (
+                    _stage(merged, staging / table / DATA_FILE, plan.file_metadata),
+                    str(warehouse.table_file(table)),
+                )
+            )
+    if plan.ledger_rows.num_rows:
+        ledger = _upsert_ledger(warehouse, plan.ledger_rows)
+        operations.append(
+            (
+                _stage(ledger, staging / "ledger" / DATA_FILE, plan.file_metadata),
+                str(warehouse.table_file("ledger")),
+            )
+        )
+    runs = _append(warehouse, "runs", plan.log_rows["runs"])
+    operations.append(
+        (
+            _stage(runs, staging / "runs" / DATA_FILE, plan.file_metadata),
+            str(warehouse.table_file("runs")),
+        )
     )
-    _write(rejects, ready / "rejects" / f"part-{run_id}.parquet")
-    _write(skips, ready / "skips" / f"part-{run_id}.parquet")
-    committed = _move_into_tables(ready, warehouse.root)
-    runs_path = warehouse.table_dir("runs") / f"part-{run_id}.parquet"
-    staged_run = staging / f"runs-{run_id}.parquet"
-    _write(run, staged_run)
-    runs_path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged_run, runs_path)
-    committed.append(runs_path)
-    shutil.rmtree(staging)
-    return committed
+    _kill_point("staged")
+    _write_journal(warehouse, run_id, operations)
+    _kill_point("journal-written")
+    _apply(warehouse, operations)
+    warehouse.journal.unlink()
+    _fsync_directory(warehouse.root)
+    _kill_point("journal-removed")
+    shutil.rmtree(warehouse.staging_dir(run_id), ignore_errors=True)
+    return [Path(target) for staged, target in operations if staged]
 
 
-def _merge_articles(staged: Path, destination: Path, run_id: str) -> None:
-    batch_files = sorted(str(path) for path in staged.glob("batch-*.parquet"))
-    if not batch_files:
-        return
-    dataset = ds.dataset(batch_files, format="parquet")
-    ds.write_dataset(
-        dataset,
-        destination,
+def _table_of(warehouse: Warehouse, target: str) -> str:
+    return Path(target).relative_to(warehouse.root).parts[0]
+
+
+def _partition_changes(
+    warehouse: Warehouse, plan: CommitPlan
+) -> Iterator[tuple[Partition, pa.Table | None, pa.Table | None]]:
+    """(partition, phase-one content or None, final content or None to delete) for each
+    partition the run touches. Phase one is the old content less the rows leaving it."""
+    additions: dict[Partition, list[pa.Table]] = {}
+    new_rows = plan.new_rows
+    if new_rows.num_rows:
+        keys = new_rows.select(["table", *ARTICLES_PARTITION_COLUMNS]).to_pylist()
+        groups: dict[Partition, list[int]] = {}
+        for index, key in enumerate(keys):
+            groups.setdefault((key["table"], key["year"], key["month"]), []).append(index)
+        data = new_rows.drop_columns(["table", *ARTICLES_PARTITION_COLUMNS])
+        for partition, indices in groups.items():
+            additions[partition] = [data.take(indices)]
+    current: dict[Partition, pa.Table | None] = {}
+    touched = (
+        set(plan.removals)
+        | set(additions)
+        | {(table, source[1], source[2]) for source, table in plan.moves.values()}
+    )
+    for partition in touched:
+        current[partition] = _read_partition(warehouse, partition)
+    for content_hash, (source, table) in plan.moves.items():
+        rows = current[source]
+        if rows is None:
+            raise WarehouseError(f"version {content_hash} to move is missing from {source}")
+        moved = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
+        additions.setdefault((table, source[1], source[2]), []).append(moved)
+    for partition in sorted(touched):
+        old = current[partition]
+        removed = plan.removals.get(partition, set())
+        kept = old
+        if old is not None and removed:
+            kept = old.filter(
+                pc.invert(
+                    pc.is_in(old.column("content_sha256"), pa.array(sorted(removed), pa.string()))
+                )
+            )
+        before = _sorted(kept) if old is not None and removed else None
+        pieces = [kept] if kept is not None else []
+        pieces += additions.get(partition, [])
+        after = _sorted(pa.concat_tables(pieces)) if pieces else None
+        if after is not None and after.num_rows == 0:
+            after = None
+        if before is not None and before.num_rows == 0:
+            before = None if after is None else before
+        if after is None and old is None:
+            continue
+        yield partition, before, after
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    return table.sort_by(_SORT_KEYS)
+
+
+def _read_partition(warehouse: Warehouse, partition: Partition) -> pa.Table | None:
+    path = warehouse.partition_file(partition)
+    if not path.exists():
+        return None
+    return _conform(pq.read_table(path, partitioning=None), ARTICLES_SCHEMA)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The table in the current schema: columns that older files lack are added as nulls."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema.remove_metadata())
+
+
+def read_table(warehouse: Warehouse, table: str) -> pa.Table | None:
+    """An unpartitioned table in the current schema, or None when it has no file yet."""
+    return _read_table_file(warehouse, table)
+
+
+def _read_table_file(warehouse: Warehouse, table: str) -> pa.Table | None:
+    path = warehouse.table_file(table)
+    if not path.exists():
+        return None
+    return _conform(pq.read_table(path), TABLE_SCHEMAS[table])
+
+
+def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:
+    directory = warehouse.table_dir(table)
+    files = sorted(str(path) for path in directory.glob("year=*/month=*/" + DATA_FILE))
+    if not files:
+        return None
+    schema = TABLE_SCHEMAS[table].remove_metadata()
+    for name in ARTICLES_PARTITION_COLUMNS:
+        schema = schema.append(pa.field(name, pa.int32()))
+    return ds.dataset(
+        files,
         format="parquet",
-        partitioning=_PARTITIONING,
-        basename_template=f"part-{run_id}-{{i}}.parquet",
-        file_options=ds.ParquetFileFormat().make_write_options(compression=_COMPRESSION),
-        existing_data_behavior="error",
-        preserve_order=True,
-        use_threads=False,
+        partitioning=_HIVE,
+        partition_base_dir=str(directory),
+        schema=schema,
     )
 
 
-def _concat_staged(staged: Path, schema: pa.Schema) -> pa.Table:
-    batch_files = sorted(staged.glob("batch-*.parquet"))
-    tables = [pq.read_table(path) for path in batch_files]
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables(tables)
+def _append(warehouse: Warehouse, table: str, rows: pa.Table) -> pa.Table:
+    old = _read_table_file(warehouse, table)
+    new = _conform(rows, TABLE_SCHEMAS[table])
+    return new if old is None else pa.concat_tables([old, new])
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _upsert_ledger(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
+    new = _conform(rows, LEDGER_SCHEMA)
+    old = _read_table_file(warehouse, "ledger")
+    if old is not None:
+        replaced = pc.is_in(old.column("source_path"), new.column("source_path"))
+        new = pa.concat_tables([old.filter(pc.invert(replaced)), new])
+    return new.sort_by([("source_path", "ascending")])
+
+
+def _stage(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression=_COMPRESSION)
+    existing = table.schema.metadata or {}
+    pq.write_table(
+        table.replace_schema_metadata({**existing, **metadata}), path, compression=_COMPRESSION
+    )
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    return str(path)
 
 
-def _move_into_tables(ready: Path, root: Path) -> list[Path]:
-    moved = []
-    for source in sorted(ready.rglob("*.parquet")):
-        target = root / source.relative_to(ready)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-        moved.append(target)
-    return moved
+def _write_journal(
+    warehouse: Warehouse, run_id: str, operations: Sequence[tuple[str, str]]
+) -> None:
+    temporary = warehouse.staging_dir(run_id) / "journal.tmp"
+    document = {
+        "run_id": run_id,
+        "schema_version": SCHEMA_VERSION,
+        "operations": [list(op) for op in operations],
+    }
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, warehouse.journal)
+    _fsync_directory(warehouse.root)
+
+
+def _apply(warehouse: Warehouse, operations: Sequence[Sequence[str]]) -> None:
+    """Apply journal operations in order; idempotent, so a roll-forward can repeat them.
+    An empty staged path means: delete the target."""
+    for number, (staged, target) in enumerate(operations):
+        target_path = Path(target)
+        if not staged:
+            if target_path.exists():
+                target_path.unlink()
+                _remove_empty_dirs(target_path.parent, warehouse.root)
+        elif os.path.exists(staged):
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target_path)
+        _kill_point(f"applied-{number}")
+
+
+def _remove_empty_dirs(directory: Path, root: Path) -> None:
+    while directory != root and directory.parent != root:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _kill_point(name: str) -> None:
+    if os.environ.get(KILL_POINT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

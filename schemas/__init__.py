@@ -1,8 +1,11 @@
 """Arrow schemas of every Broadsheet table: the one source of truth for columns and types."""
 
 from schemas.tables import (
+    ARTICLE_VERSIONS_SCHEMA,
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
+    LEDGER_SCHEMA,
+    PARTITIONED_TABLES,
     REJECTS_SCHEMA,
     RUNS_SCHEMA,
     SCHEMA_VERSION,
@@ -15,6 +18,9 @@ from schemas.tables import (
 __all__ = [
     "ARTICLES_PARTITION_COLUMNS",
     "ARTICLES_SCHEMA",
+    "ARTICLE_VERSIONS_SCHEMA",
+    "LEDGER_SCHEMA",
+    "PARTITIONED_TABLES",
     "REJECTS_SCHEMA",
     "RUNS_SCHEMA",
     "SCHEMA_VERSION",

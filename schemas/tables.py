@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped whenever a column is added; stored in every Parquet file's key-value metadata."""
 
 _TIMESTAMP_UTC = pa.timestamp("ms", tz="UTC")
@@ -155,6 +155,38 @@ SKIPS_SCHEMA = pa.schema(
     ]
 )
 
+ARTICLE_VERSIONS_SCHEMA = ARTICLES_SCHEMA
+"""``article_versions`` holds superseded versions of articles, with exactly the articles columns
+and the same Hive partitioning (by each version's own ``published_at``)."""
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        _field("source_path", pa.string(), "Input file path (one row per path).", nullable=False),
+        _field("size", pa.int64(), "File size in bytes when last read.", nullable=False),
+        _field(
+            "mtime_ns", pa.int64(), "File modification time (ns) when last read.", nullable=False
+        ),
+        _field(
+            "content_sha256", pa.string(), "SHA-256 of the bytes last read; null if unreadable."
+        ),
+        _field(
+            "parser_version",
+            pa.string(),
+            "Parser version that last processed the file.",
+            nullable=False,
+        ),
+        _field(
+            "outcome",
+            pa.string(),
+            "Outcome when last processed: article_written, version_superseded, "
+            "identical_duplicate or rejected.",
+            nullable=False,
+        ),
+        _field("article_id", pa.string(), "Article the file carries; null if rejected."),
+        _field("run_id", pa.string(), "Run that last processed the file.", nullable=False),
+    ]
+)
+
 RUNS_SCHEMA = pa.schema(
     [
         _field(
@@ -180,24 +212,55 @@ RUNS_SCHEMA = pa.schema(
         _field(
             "files_seen",
             pa.int64(),
-            "Input paths discovered (= written + rejected + skipped).",
+            "Input paths discovered; the sum of the six outcome columns.",
             nullable=False,
         ),
         _field(
-            "articles_written", pa.int64(), "Input files that became article rows.", nullable=False
+            "articles_written",
+            pa.int64(),
+            "Files whose version is now the article's row in articles.",
+            nullable=False,
+        ),
+        _field(
+            "versions_superseded",
+            pa.int64(),
+            "Files whose version went to article_versions (a newer version exists).",
+            nullable=False,
+        ),
+        _field(
+            "identical_duplicates",
+            pa.int64(),
+            "Files whose exact bytes are already stored: counted, not stored twice.",
+            nullable=False,
         ),
         _field("rejected", pa.int64(), "Input files rejected with a reason.", nullable=False),
-        _field("skipped", pa.int64(), "Input paths skipped without parsing.", nullable=False),
+        _field(
+            "unchanged",
+            pa.int64(),
+            "Files skipped because the ledger shows them unchanged since the last run.",
+            nullable=False,
+        ),
+        _field(
+            "skipped",
+            pa.int64(),
+            "Paths skipped without reading (hidden, not regular, duplicates).",
+            nullable=False,
+        ),
     ]
 )
 
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "articles": ARTICLES_SCHEMA,
+    "article_versions": ARTICLE_VERSIONS_SCHEMA,
     "rejects": REJECTS_SCHEMA,
     "skips": SKIPS_SCHEMA,
     "runs": RUNS_SCHEMA,
+    "ledger": LEDGER_SCHEMA,
 }
 """Every table of the warehouse by directory name."""
+
+PARTITIONED_TABLES = ("articles", "article_versions")
+"""Tables Hive-partitioned by ``ARTICLES_PARTITION_COLUMNS``; the others are one file each."""
 
 
 def describe(field: pa.Field) -> str:

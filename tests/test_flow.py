@@ -10,7 +10,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from flows.ingest import RunSummary, ingest
+from broadsheet.pipeline import RunSummary
+from flows.ingest import ingest
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -47,26 +48,27 @@ def sample_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ru
 
 
 def test_run_writes_exactly_the_expected_files(sample_run: RunSummary) -> None:
-    run_id = sample_run.run_id
-    expected = {
-        f"articles/{partition}/part-{run_id}-0.parquet" for partition in EXPECTED_PARTITIONS
-    }
-    expected |= {f"{table}/part-{run_id}.parquet" for table in ("rejects", "skips", "runs")}
-    assert _relative_files(sample_run.warehouse) == expected
+    expected = {f"articles/{partition}/part-0.parquet" for partition in EXPECTED_PARTITIONS}
+    expected |= {f"{table}/part-0.parquet" for table in ("rejects", "skips", "runs", "ledger")}
+    assert _relative_files(sample_run.warehouse) == expected | {"_lock"}
     assert {
         p.relative_to(sample_run.warehouse).as_posix() for p in sample_run.committed_files
     } == expected
 
 
 def test_counts_reconcile(sample_run: RunSummary) -> None:
-    assert (
-        sample_run.files_seen,
-        sample_run.articles_written,
-        sample_run.rejected,
-        sample_run.skipped,
-    ) == (23, 17, 6, 0)
+    assert sample_run.outcomes == {"article_written": 17, "rejected": 6}
+    assert sample_run.files_seen == 23
     runs = pl.read_parquet(sample_run.warehouse / "runs" / "*.parquet").row(0, named=True)
-    assert runs["files_seen"] == runs["articles_written"] + runs["rejected"] + runs["skipped"]
+    outcome_columns = [
+        "articles_written",
+        "versions_superseded",
+        "identical_duplicates",
+        "rejected",
+        "unchanged",
+        "skipped",
+    ]
+    assert runs["files_seen"] == sum(runs[column] for column in outcome_columns) == 23
     assert runs["run_id"] == sample_run.run_id
 
 
@@ -127,7 +129,7 @@ def test_no_staging_or_temporary_files_remain(sample_run: RunSummary) -> None:
     leftovers = [
         p
         for p in sample_run.warehouse.rglob("*")
-        if p.name.startswith(("_", ".")) and p.name != "_staging"
+        if p.name.startswith(("_", ".")) and p.name not in ("_staging", "_lock")
     ]
     assert leftovers == []
     assert list((sample_run.warehouse / "_staging").iterdir()) == []
@@ -152,6 +154,6 @@ def test_hidden_and_special_files_are_recorded_as_skips(sample_dir: Path, tmp_pa
     (inputs / ".draft.md").write_text("hidden")
     os.mkfifo(inputs / "fifo")
     summary = ingest([str(inputs)], str(tmp_path / "warehouse"))
-    assert (summary.files_seen, summary.articles_written, summary.skipped) == (3, 1, 2)
+    assert summary.outcomes == {"article_written": 1, "skipped": 2}
     skips = pl.read_parquet(summary.warehouse / "skips" / "*.parquet")
     assert sorted(skips.get_column("reason").to_list()) == ["hidden", "not_regular_file"]

@@ -1,0 +1,347 @@
+"""One ingest run, end to end, independent of how its parse batches are executed.
+
+``run_ingest`` takes the warehouse lock, rolls forward any half-applied commit, discovers the
+inputs, skips what the ledger shows unchanged, parses the rest in batches through the given
+``map_batches`` (Prefect tasks in ``flows.ingest``; a plain loop in tests), decides where
+every version belongs (``broadsheet.resolve``) and commits (``broadsheet.warehouse_commit``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from broadsheet.read_inputs import InputFile, discover, read_input
+from broadsheet.resolve import Outcome, Version, plan_reads, resolve
+from broadsheet.rows import (
+    Lineage,
+    RejectRow,
+    article_row,
+    articles_table,
+    file_metadata,
+    rejects_table,
+    skips_table,
+)
+from broadsheet.warehouse_commit import (
+    CommitPlan,
+    Warehouse,
+    commit,
+    open_warehouse,
+    read_ledger,
+    read_stored_versions,
+    read_table,
+    recover,
+    warehouse_lock,
+)
+from schemas import LEDGER_SCHEMA, RUNS_SCHEMA
+from transforms import PARSER_VERSION, RejectError, RejectReason, parse_article
+
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Files one parse task reads, each with the hash that would make it unchanged."""
+
+    index: int
+    files: tuple[tuple[InputFile, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What reading one file gave: its hash and, if it parsed, its version."""
+
+    input_file: InputFile
+    content_sha256: str | None
+    unchanged: bool
+    version: Version | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one parse task did; the article rows themselves are staged on disk."""
+
+    files: tuple[FileResult, ...]
+    rejects: tuple[RejectRow, ...]
+    staged_articles: str | None
+
+
+BatchMapper = Callable[[Sequence[Batch], str, str, int], list[BatchResult]]
+"""Runs ``parse_batch_files`` over batches: (batches, staging dir, run id, ingested_at ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """Outcome of one run, as the CLI reports it and the runs table records it."""
+
+    run_id: str
+    warehouse: Path
+    outcomes: dict[str, int]
+    seconds: float
+    committed_files: tuple[Path, ...]
+    recovered_previous_commit: bool
+
+    @property
+    def files_seen(self) -> int:
+        """Every input path discovered: the sum of all outcomes."""
+        return sum(self.outcomes.values())
+
+    def count(self, outcome: Outcome) -> int:
+        """Files with one outcome."""
+        return self.outcomes.get(outcome.value, 0)
+
+
+def new_run_id(started: datetime) -> str:
+    """Sortable run id: UTC start time plus random hex."""
+    return f"{started:%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}"
+
+
+def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) -> BatchResult:
+    """Read and parse one batch; stage its article rows as Parquet in ``staging``."""
+    results: list[FileResult] = []
+    rejects: list[RejectRow] = []
+    rows = []
+    for input_file, known_hash in batch.files:
+        try:
+            raw = read_input(input_file.path)
+        except OSError as error:
+            rejects.append(
+                RejectRow(
+                    input_file.path,
+                    None,
+                    RejectReason.UNREADABLE.value,
+                    f"cannot read file: {error.strerror or error}",
+                )
+            )
+            results.append(FileResult(input_file, None, False, None))
+            continue
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == known_hash:
+            results.append(FileResult(input_file, digest, True, None))
+            continue
+        try:
+            article = parse_article(raw)
+        except RejectError as error:
+            rejects.append(RejectRow(input_file.path, digest, error.reason.value, error.detail))
+            results.append(FileResult(input_file, digest, False, None))
+            continue
+        except Exception as error:  # a parser bug must cost one file, not the run
+            rejects.append(
+                RejectRow(
+                    input_file.path,
+                    digest,
+                    RejectReason.EXTRACTION_FAILED.value,
+                    f"unexpected {type(error).__name__}: {error}",
+                )
+            )
+            results.append(FileResult(input_file, digest, False, None))
+            continue
+        rows.append(article_row(article, Lineage(input_file.path, digest, run_id, ingested_at_ms)))
+        results.append(
+            FileResult(
+                input_file,
+                digest,
+                False,
+                Version(
+                    digest,
+                    article.article_id,
+                    article.published_at_ms,
+                    PARSER_VERSION,
+                    input_file.path,
+                ),
+            )
+        )
+    staged = None
+    if rows:
+        path = Path(staging) / "articles" / f"batch-{batch.index:06d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(articles_table(rows, run_id), path, compression="zstd")
+        staged = str(path)
+    return BatchResult(tuple(results), tuple(rejects), staged)
+
+
+def map_in_process(
+    batches: Sequence[Batch], staging: str, run_id: str, ingested_at_ms: int
+) -> list[BatchResult]:
+    """Parse batches one after another in this process."""
+    return [parse_batch_files(batch, staging, run_id, ingested_at_ms) for batch in batches]
+
+
+def run_ingest(
+    paths: Sequence[str],
+    warehouse_dir: str,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    wait: bool = False,
+    map_batches: BatchMapper = map_in_process,
+) -> RunSummary:
+    """Ingest the files under ``paths`` into the warehouse; see the module docstring."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    clock = time.perf_counter()
+    started = datetime.now(UTC)
+    started_ms = int(started.timestamp() * 1000)
+    run_id = new_run_id(started)
+    warehouse = open_warehouse(warehouse_dir)
+    holder = f"pid {os.getpid()}, run {run_id}, started {started:%Y-%m-%d %H:%M:%S} UTC"
+    with warehouse_lock(warehouse, holder, wait=wait):
+        recovered = recover(warehouse)
+        discovery = discover(list(paths))
+        ledger = read_ledger(warehouse)
+        plan = plan_reads(discovery.files, ledger, PARSER_VERSION)
+        staging = warehouse.staging_dir(run_id)
+        staging.mkdir(parents=True, exist_ok=True)
+        batches = [
+            Batch(index, tuple(plan.to_read[start : start + batch_size]))
+            for index, start in enumerate(range(0, len(plan.to_read), batch_size))
+        ]
+        results = map_batches(batches, str(staging), run_id, started_ms)
+
+        read = [file for result in results for file in result.files]
+        versions = [file.version for file in read if file.version is not None]
+        stored = read_stored_versions(
+            warehouse, {v.article_id for v in versions}, {v.content_sha256 for v in versions}
+        )
+        resolution = resolve(versions, stored, PARSER_VERSION)
+
+        outcomes: dict[str, str] = {}
+        ledger_rows = []
+        for file in read:
+            path = file.input_file.path
+            previous = ledger.get(path)
+            if file.unchanged and previous is not None:
+                outcome, article = Outcome.UNCHANGED.value, previous.article_id
+                recorded = previous.outcome
+            elif file.version is None:
+                outcome = recorded = Outcome.REJECTED.value
+                article = None
+            else:
+                outcome = recorded = resolution.outcomes[path].value
+                article = file.version.article_id
+            outcomes[path] = outcome
+            ledger_rows.append(
+                {
+                    "source_path": path,
+                    "size": file.input_file.size,
+                    "mtime_ns": file.input_file.mtime_ns,
+                    "content_sha256": file.content_sha256,
+                    "parser_version": PARSER_VERSION,
+                    "outcome": recorded,
+                    "article_id": article,
+                    "run_id": run_id,
+                }
+            )
+        counts = Counter(outcomes.values())
+        counts[Outcome.UNCHANGED.value] += len(plan.unchanged)
+        counts[Outcome.SKIPPED.value] += len(discovery.skipped)
+
+        new_rows = _new_rows(results, resolution.new_rows, resolution.outcomes)
+        rejects = [reject for result in results for reject in result.rejects]
+        skips = _new_skips(
+            warehouse, [(s.path, s.reason.value, s.detail) for s in discovery.skipped]
+        )
+        run_row = _run_row(run_id, started_ms, paths, warehouse.root, batch_size, counts)
+        committed = commit(
+            warehouse,
+            run_id,
+            CommitPlan(
+                new_rows=new_rows,
+                removals=resolution.removals,
+                moves=resolution.moves,
+                log_rows={
+                    "rejects": rejects_table(rejects, run_id, started_ms),
+                    "skips": skips_table(skips, run_id, started_ms),
+                    "runs": run_row,
+                },
+                ledger_rows=pa.Table.from_pylist(ledger_rows, schema=LEDGER_SCHEMA),
+                file_metadata=file_metadata(run_id),
+            ),
+        )
+    return RunSummary(
+        run_id,
+        warehouse.root,
+        {k: v for k, v in counts.items() if v},
+        time.perf_counter() - clock,
+        tuple(committed),
+        recovered,
+    )
+
+
+def _new_rows(
+    results: Sequence[BatchResult], placement: dict[str, str], outcomes: dict[str, Outcome]
+) -> pa.Table:
+    """The staged rows of the versions to store, one per content hash, with their table."""
+    stored_outcomes = {Outcome.ARTICLE_WRITTEN, Outcome.VERSION_SUPERSEDED}
+    tables = []
+    for result in results:
+        if result.staged_articles is None:
+            continue
+        staged = pq.read_table(result.staged_articles)
+        keep = [
+            outcomes.get(path) in stored_outcomes
+            for path in staged.column("source_path").to_pylist()
+        ]
+        tables.append(staged.filter(pa.array(keep, pa.bool_())))
+    if not tables:
+        return articles_table([], "").append_column("table", pa.array([], pa.string()))
+    rows = pa.concat_tables(tables)
+    table_names = [placement[digest] for digest in rows.column("content_sha256").to_pylist()]
+    return rows.append_column("table", pa.array(table_names, pa.string()))
+
+
+def _new_skips(
+    warehouse: Warehouse, skips: list[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """Skips not already recorded (same path and reason) by an earlier run."""
+    recorded = read_table(warehouse, "skips")
+    if recorded is None or not skips:
+        return skips
+    known = set(
+        zip(
+            recorded.column("source_path").to_pylist(),
+            recorded.column("reason").to_pylist(),
+            strict=True,
+        )
+    )
+    return [skip for skip in skips if (skip[0], skip[1]) not in known]
+
+
+def _run_row(
+    run_id: str,
+    started_ms: int,
+    paths: Sequence[str],
+    root: Path,
+    batch_size: int,
+    counts: Counter[str],
+) -> pa.Table:
+    parameters = {
+        "paths": [str(p) for p in paths],
+        "warehouse": str(root),
+        "batch_size": batch_size,
+    }
+    row = {
+        "run_id": run_id,
+        "started_at": started_ms,
+        "finished_at": int(datetime.now(UTC).timestamp() * 1000),
+        "parameters": json.dumps(parameters, ensure_ascii=False, sort_keys=True),
+        "parser_version": PARSER_VERSION,
+        "files_seen": sum(counts.values()),
+        "articles_written": counts[Outcome.ARTICLE_WRITTEN.value],
+        "versions_superseded": counts[Outcome.VERSION_SUPERSEDED.value],
+        "identical_duplicates": counts[Outcome.IDENTICAL_DUPLICATE.value],
+        "rejected": counts[Outcome.REJECTED.value],
+        "unchanged": counts[Outcome.UNCHANGED.value],
+        "skipped": counts[Outcome.SKIPPED.value],
+    }
+    return pa.Table.from_pylist([row], schema=RUNS_SCHEMA)

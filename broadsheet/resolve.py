@@ -1,0 +1,169 @@
+"""Decide what a run changes: which files to read, and where every article version belongs.
+
+Pure: tables in, decisions out; no files. The rules:
+
+- A file whose path, size and mtime match its ledger row, under the same parser version, is
+  ``unchanged`` and not read. A file read again whose bytes hash to its ledger hash (same
+  parser version) is ``unchanged`` too.
+- A version is identified by its content hash. A version already stored under the current
+  parser version is an ``identical_duplicate``: counted, not stored twice. One stored under an
+  older parser version is replaced by the new parse.
+- Per ``article_id``, the version with the latest ``published_at`` wins (ties: the greater
+  ``content_sha256``); it is the ``articles`` row, every other version is in
+  ``article_versions``. A file whose version wins is ``article_written``, otherwise
+  ``version_superseded``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from broadsheet.read_inputs import InputFile
+
+ARTICLES = "articles"
+VERSIONS = "article_versions"
+
+
+class Outcome(StrEnum):
+    """What happened to one input path in one run. Stored in the ledger and counted in runs."""
+
+    ARTICLE_WRITTEN = "article_written"
+    VERSION_SUPERSEDED = "version_superseded"
+    IDENTICAL_DUPLICATE = "identical_duplicate"
+    REJECTED = "rejected"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What the warehouse remembers of one input path."""
+
+    size: int
+    mtime_ns: int
+    content_sha256: str | None
+    parser_version: str
+    outcome: str
+    article_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """Files to read (with the hash that would make them unchanged) and files not to read."""
+
+    to_read: list[tuple[InputFile, str | None]]
+    unchanged: list[InputFile]
+
+
+def plan_reads(
+    files: Sequence[InputFile], ledger: dict[str, LedgerEntry], parser_version: str
+) -> ReadPlan:
+    """Split discovered files into unchanged ones and ones to read, using the ledger."""
+    to_read: list[tuple[InputFile, str | None]] = []
+    unchanged: list[InputFile] = []
+    for input_file in files:
+        entry = ledger.get(input_file.path)
+        if entry is None or entry.parser_version != parser_version:
+            to_read.append((input_file, None))
+        elif (entry.size, entry.mtime_ns) == (input_file.size, input_file.mtime_ns):
+            unchanged.append(input_file)
+        else:
+            to_read.append((input_file, entry.content_sha256))
+    return ReadPlan(to_read, unchanged)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """The identifying facts of one stored or new article version."""
+
+    content_sha256: str
+    article_id: str
+    published_at_ms: int
+    parser_version: str
+    source_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """A version already in the warehouse, and where it is."""
+
+    version: Version
+    table: str
+    partition: tuple[int, int]
+
+
+Partition = tuple[str, int, int]
+"""(table, year, month)."""
+
+
+@dataclass(slots=True)
+class Resolution:
+    """Everything a run changes in the article tables, and each new file's outcome."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    removals: dict[Partition, set[str]] = field(default_factory=lambda: defaultdict(set))
+    """Content hashes to take out of each partition."""
+    new_rows: dict[str, str] = field(default_factory=dict)
+    """Content hash of each new version to store -> the table it goes to."""
+    moves: dict[str, tuple[Partition, str]] = field(default_factory=dict)
+    """Content hash of each stored version that changes table -> (where it is, table to go)."""
+
+
+def _rank(version: Version) -> tuple[int, str]:
+    return version.published_at_ms, version.content_sha256
+
+
+def resolve(
+    new_versions: Iterable[Version], stored: Iterable[StoredVersion], parser_version: str
+) -> Resolution:
+    """Place new versions among the stored ones of the same articles.
+
+    ``new_versions`` are this run's parsed files; ``stored`` must hold every stored version of
+    every article a new version belongs to, and every stored version with a new version's hash.
+    """
+    resolution = Resolution()
+    by_hash = {entry.version.content_sha256: entry for entry in stored}
+    fresh: dict[str, Version] = {}
+    for version in sorted(new_versions, key=lambda v: v.source_path):
+        previous = by_hash.get(version.content_sha256)
+        duplicate_in_run = version.content_sha256 in fresh
+        if duplicate_in_run or (
+            previous is not None and previous.version.parser_version == parser_version
+        ):
+            resolution.outcomes[version.source_path] = Outcome.IDENTICAL_DUPLICATE
+            continue
+        fresh[version.content_sha256] = version
+
+    affected_ids = {v.article_id for v in fresh.values()}
+    for content_hash in fresh:
+        previous = by_hash.get(content_hash)
+        if previous is not None:  # stored by an older parser: replaced by the new parse
+            affected_ids.add(previous.version.article_id)
+            table, (year, month) = previous.table, previous.partition
+            resolution.removals[(table, year, month)].add(content_hash)
+
+    candidates: dict[str, list[tuple[Version, StoredVersion | None]]] = defaultdict(list)
+    for entry in by_hash.values():
+        if entry.version.article_id in affected_ids and entry.version.content_sha256 not in fresh:
+            candidates[entry.version.article_id].append((entry.version, entry))
+    for version in fresh.values():
+        candidates[version.article_id].append((version, None))
+
+    for versions in candidates.values():
+        winner = max(versions, key=lambda pair: _rank(pair[0]))[0]
+        for version, stored_entry in versions:
+            table = ARTICLES if version is winner else VERSIONS
+            if stored_entry is None:
+                resolution.new_rows[version.content_sha256] = table
+                resolution.outcomes[version.source_path] = (
+                    Outcome.ARTICLE_WRITTEN if table == ARTICLES else Outcome.VERSION_SUPERSEDED
+                )
+            elif stored_entry.table != table:
+                year, month = stored_entry.partition
+                source: Partition = (stored_entry.table, year, month)
+                resolution.removals[source].add(version.content_sha256)
+                resolution.moves[version.content_sha256] = (source, table)
+    return resolution
