@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from broadsheet.fault_injection import kill_point
 from broadsheet.read_inputs import InputFile, discover, read_input
 from broadsheet.resolve import Outcome, Version, plan_reads, resolve
 from broadsheet.rows import (
@@ -163,6 +164,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             )
         )
     staged = None
+    kill_point(f"batch-{batch.index}")
     if rows:
         path = Path(staging) / "articles" / f"batch-{batch.index:06d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +198,9 @@ def run_ingest(
     warehouse = open_warehouse(warehouse_dir)
     holder = f"pid {os.getpid()}, run {run_id}, started {started:%Y-%m-%d %H:%M:%S} UTC"
     with warehouse_lock(warehouse, holder, wait=wait):
+        kill_point("locked")
         recovered = recover(warehouse)
+        kill_point("recovered")
         discovery = discover(list(paths))
         ledger = read_ledger(warehouse)
         plan = plan_reads(discovery.files, ledger, PARSER_VERSION)
@@ -207,6 +211,7 @@ def run_ingest(
             for index, start in enumerate(range(0, len(plan.to_read), batch_size))
         ]
         results = map_batches(batches, str(staging), run_id, started_ms)
+        kill_point("parsed")
 
         read = [file for result in results for file in result.files]
         versions = [file.version for file in read if file.version is not None]
@@ -214,6 +219,7 @@ def run_ingest(
             warehouse, {v.article_id for v in versions}, {v.content_sha256 for v in versions}
         )
         resolution = resolve(versions, stored, PARSER_VERSION)
+        kill_point("resolved")
 
         outcomes: dict[str, str] = {}
         ledger_rows = []

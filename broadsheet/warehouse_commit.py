@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from broadsheet.fault_injection import kill_point
 from broadsheet.resolve import ARTICLES, VERSIONS, LedgerEntry, Partition, StoredVersion, Version
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
@@ -60,9 +60,6 @@ _SORT_KEYS = [
     ("article_id", "ascending"),
     ("content_sha256", "ascending"),
 ]
-KILL_POINT_VARIABLE = "BROADSHEET_KILL_AT"
-"""Fault injection for the crash tests: the name of a commit step at which the process
-SIGKILLs itself (``staged``, ``journal-written``, ``applied-<n>``, ``journal-removed``)."""
 
 
 class WarehouseError(Exception):
@@ -275,7 +272,8 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
     for table in (ARTICLES, VERSIONS):
         operations += [op for op in finals if _table_of(warehouse, op[1]) == table]
     for table, rows in plan.log_rows.items():
-        if table != "runs" and (rows.num_rows or not warehouse.table_file(table).exists()):
+        path = warehouse.table_file(table)
+        if table != "runs" and (rows.num_rows or not path.exists() or _is_outdated(path)):
             merged = _append(warehouse, table, rows)
             operations.append(
                 (
@@ -283,7 +281,8 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
                     str(warehouse.table_file(table)),
                 )
             )
-    if plan.ledger_rows.num_rows:
+    ledger_path = warehouse.table_file("ledger")
+    if plan.ledger_rows.num_rows or (ledger_path.exists() and _is_outdated(ledger_path)):
         ledger = _upsert_ledger(warehouse, plan.ledger_rows)
         operations.append(
             (
@@ -298,13 +297,13 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
             str(warehouse.table_file("runs")),
         )
     )
-    _kill_point("staged")
+    kill_point("staged")
     _write_journal(warehouse, run_id, operations)
-    _kill_point("journal-written")
+    kill_point("journal-written")
     _apply(warehouse, operations)
     warehouse.journal.unlink()
     _fsync_directory(warehouse.root)
-    _kill_point("journal-removed")
+    kill_point("journal-removed")
     shutil.rmtree(warehouse.staging_dir(run_id), ignore_errors=True)
     return [Path(target) for staged, target in operations if staged]
 
@@ -333,6 +332,7 @@ def _partition_changes(
         set(plan.removals)
         | set(additions)
         | {(table, source[1], source[2]) for source, table in plan.moves.values()}
+        | set(_outdated_partitions(warehouse))
     )
     for partition in touched:
         current[partition] = _read_partition(warehouse, partition)
@@ -365,6 +365,22 @@ def _partition_changes(
         yield partition, before, after
 
 
+def _outdated_partitions(warehouse: Warehouse) -> Iterator[Partition]:
+    """Partitions whose file was written with an older schema: rewritten in the current one,
+    so that every file of a table always has the same columns."""
+    for table in PARTITIONED_TABLES:
+        for path in warehouse.table_dir(table).glob("year=*/month=*/" + DATA_FILE):
+            if _is_outdated(path):
+                year = int(path.parent.parent.name.removeprefix("year="))
+                month = int(path.parent.name.removeprefix("month="))
+                yield table, year, month
+
+
+def _is_outdated(path: Path) -> bool:
+    metadata = pq.read_metadata(path).metadata or {}
+    return int(metadata.get(b"broadsheet.schema_version", b"0")) < SCHEMA_VERSION
+
+
 def _sorted(table: pa.Table) -> pa.Table:
     return table.sort_by(_SORT_KEYS)
 
@@ -382,8 +398,13 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     for field in schema:
         if field.name in table.column_names:
             columns.append(table.column(field.name).cast(field.type))
-        else:
+        elif field.nullable:
             columns.append(pa.nulls(table.num_rows, field.type))
+        else:
+            raise WarehouseError(
+                f"a file lacks required column {field.name!r}: schema changes must add "
+                "nullable columns only"
+            )
     return pa.Table.from_arrays(columns, schema=schema.remove_metadata())
 
 
@@ -471,7 +492,7 @@ def _apply(warehouse: Warehouse, operations: Sequence[Sequence[str]]) -> None:
         elif os.path.exists(staged):
             target_path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target_path)
-        _kill_point(f"applied-{number}")
+        kill_point(f"applied-{number}")
 
 
 def _remove_empty_dirs(directory: Path, root: Path) -> None:
@@ -489,8 +510,3 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def _kill_point(name: str) -> None:
-    if os.environ.get(KILL_POINT_VARIABLE) == name:
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -42,8 +42,7 @@ ARTICLES_SCHEMA = pa.schema(
         _field(
             "title_clean",
             pa.string(),
-            "Title without site suffixes and whitespace runs.",
-            nullable=False,
+            "Title without site suffixes and whitespace runs (null in rows of schema 1 files).",
         ),
         _field(
             "published_at",

@@ -16,6 +16,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 @pytest.mark.parametrize("table", sorted(TABLE_SCHEMAS))
 def test_every_column_has_a_readme_row(table: str) -> None:
     section = README.split(f"### `{table}`", 1)[1].split("\n### ", 1)[0]
+    if table != "articles" and TABLE_SCHEMAS[table] is TABLE_SCHEMAS["articles"]:
+        assert "Exactly the columns and partitioning of `articles`" in section
+        return
     missing = [name for name in TABLE_SCHEMAS[table].names if f"| `{name}` |" not in section]
     assert not missing, f"README section for {table} lacks rows for {missing}"
 

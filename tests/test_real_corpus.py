@@ -12,8 +12,14 @@ from flows.ingest import ingest
 pytestmark = [pytest.mark.corpus, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 FIRST_THREE_FORMAT_DIRS = ("news", "oped2", "society", "cdt")
-OUTCOME_COLUMNS = ["articles_written", "versions_superseded", "identical_duplicates", "rejected",
-                   "unchanged", "skipped"]
+OUTCOME_COLUMNS = [
+    "articles_written",
+    "versions_superseded",
+    "identical_duplicates",
+    "rejected",
+    "unchanged",
+    "skipped",
+]
 
 
 def test_every_real_file_lands_in_exactly_one_outcome(corpus_dir: Path, tmp_path: Path) -> None:
@@ -36,8 +42,11 @@ def test_every_real_file_lands_in_exactly_one_outcome(corpus_dir: Path, tmp_path
 
     articles = pl.read_parquet(root / "articles" / "**" / "*.parquet", hive_partitioning=True)
     versions_dir = root / "article_versions"
-    versions = (pl.read_parquet(versions_dir / "**" / "*.parquet", hive_partitioning=True)
-                if versions_dir.exists() else articles.clear())
+    versions = (
+        pl.read_parquet(versions_dir / "**" / "*.parquet", hive_partitioning=True)
+        if versions_dir.exists()
+        else articles.clear()
+    )
     assert articles.height == articles.get_column("article_id").n_unique()
     assert articles.height == run["articles_written"]
     assert versions.height == run["versions_superseded"]
@@ -45,9 +54,11 @@ def test_every_real_file_lands_in_exactly_one_outcome(corpus_dir: Path, tmp_path
     assert stored.n_unique() == stored.len()
 
     rejected = set(ledger.filter(pl.col("outcome") == "rejected").get_column("source_path"))
-    first_three = {path for path in on_disk
-                   if Path(path).relative_to(real).parts[0] in FIRST_THREE_FORMAT_DIRS}
+    first_three = {
+        path for path in on_disk if Path(path).relative_to(real).parts[0] in FIRST_THREE_FORMAT_DIRS
+    }
     assert not first_three & rejected
-    formats = dict(pl.concat([articles, versions]).get_column("source_format")
-                   .value_counts().rows())
+    formats = dict(
+        pl.concat([articles, versions]).get_column("source_format").value_counts().rows()
+    )
     assert set(formats) == {"bare", "front_matter", "dated", "front_matter_html"}

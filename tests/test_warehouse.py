@@ -1,0 +1,387 @@
+"""Warehouse guarantees: incremental re-runs, one row per article, versions, duplicates,
+locking, one file per partition, schema upgrades and determinism.
+
+These call ``run_ingest`` with in-process batches (no Prefect) to stay fast; the Prefect flow
+runs exactly the same function (tests/test_flow.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from broadsheet.pipeline import RunSummary, run_ingest
+from broadsheet.warehouse_commit import WarehouseBusyError, open_warehouse, warehouse_lock
+from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
+from tests.archive_files import bare, with_front_matter
+
+LINEAGE = ["run_id", "ingested_at"]
+JAN_2024 = 1_704_067_200_000
+DAY = 86_400_000
+
+
+def write_article(directory: Path, name: str, *, url: str, epoch_ms: int, text: str) -> Path:
+    """A bare-format article file."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(bare(f"Title of {url}", url, epoch_ms, f"<p>{text}</p>"), encoding="utf-8")
+    return path
+
+
+def table(root: Path, name: str) -> pl.DataFrame:
+    """A warehouse table as Polars reads it, in a stable order, without run lineage."""
+    files = sorted((root / name).rglob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    frame = (
+        pl.read_parquet(root / name / "**" / "*.parquet", hive_partitioning=True)
+        if name in ("articles", "article_versions")
+        else pl.read_parquet(files)
+    )
+    frame = frame.drop([c for c in LINEAGE if c in frame.columns])
+    return frame.sort(frame.columns[:3])
+
+
+def snapshot(root: Path) -> dict[str, pl.DataFrame]:
+    """Every table's content that must not depend on how the runs were cut."""
+    return {
+        name: table(root, name) for name in ("articles", "article_versions", "rejects", "skips")
+    }
+
+
+def file_states(root: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime_ns) of every table file: changes when a file is rewritten."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in root.rglob("*.parquet")
+        if "_staging" not in p.parts
+    }
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    directory = tmp_path / "inputs"
+    for index in range(6):
+        write_article(
+            directory,
+            f"a{index}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024 + index * 20 * DAY,
+            text=f"Story {index}.",
+        )
+    (directory / "bad.md").write_text("no header here\n", encoding="utf-8")
+    return directory
+
+
+def ingest(inputs: Path | list[Path], warehouse: Path, **options: int) -> RunSummary:
+    paths = [str(p) for p in (inputs if isinstance(inputs, list) else [inputs])]
+    return run_ingest(paths, str(warehouse), batch_size=options.get("batch_size", 500))
+
+
+def test_rerun_on_unchanged_inputs_reads_nothing_and_rewrites_nothing(
+    inputs: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    first = ingest(inputs, warehouse)
+    assert first.outcomes == {"article_written": 6, "rejected": 1}
+    before = file_states(warehouse)
+    tables_before = snapshot(warehouse)
+
+    second = ingest(inputs, warehouse)
+
+    assert second.outcomes == {"unchanged": 7}
+    after = file_states(warehouse)
+    assert {k: v for k, v in after.items() if not k.startswith("runs")} == {
+        k: v for k, v in before.items() if not k.startswith("runs")
+    }
+    assert after["runs/part-0.parquet"] != before["runs/part-0.parquet"]
+    assert all(snapshot(warehouse)[name].equals(frame) for name, frame in tables_before.items())
+    assert pl.read_parquet(warehouse / "runs" / "part-0.parquet").height == 2
+
+
+def test_touched_but_identical_file_is_unchanged(inputs: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    os.utime(inputs / "a1.md", ns=(time.time_ns(), time.time_ns()))
+    assert ingest(inputs, warehouse).outcomes == {"unchanged": 7}
+    assert ingest(inputs, warehouse).outcomes == {"unchanged": 7}
+
+
+def test_changed_file_is_reprocessed_and_its_old_version_kept(inputs: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    write_article(
+        inputs,
+        "a2.md",
+        url="https://news.example/2",
+        epoch_ms=JAN_2024 + 40 * DAY + 3_600_000,
+        text="Story 2, corrected.",
+    )
+
+    summary = ingest(inputs, warehouse)
+
+    assert summary.outcomes == {"article_written": 1, "unchanged": 6}
+    articles = table(warehouse, "articles")
+    versions = table(warehouse, "article_versions")
+    assert articles.height == 6
+    row = articles.filter(pl.col("url") == "https://news.example/2").row(0, named=True)
+    assert row["paragraphs"] == ["Story 2, corrected."]
+    assert versions.get_column("paragraphs").to_list() == [["Story 2."]]
+
+
+def test_latest_version_wins_and_superseded_versions_are_kept(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    write_article(inputs, "old.md", url="https://news.example/x", epoch_ms=JAN_2024, text="v1")
+    write_article(
+        inputs,
+        "new.md",
+        url="HTTPS://News.Example:443/x#top",
+        epoch_ms=JAN_2024 + 40 * DAY,
+        text="v2",
+    )
+    summary = ingest(inputs, tmp_path / "warehouse")
+    assert summary.outcomes == {"article_written": 1, "version_superseded": 1}
+    articles = table(tmp_path / "warehouse", "articles")
+    versions = table(tmp_path / "warehouse", "article_versions")
+    assert articles.get_column("paragraphs").to_list() == [["v2"]]
+    assert (articles.row(0, named=True)["year"], articles.row(0, named=True)["month"]) == (2024, 2)
+    assert versions.get_column("paragraphs").to_list() == [["v1"]]
+    assert versions.row(0, named=True)["month"] == 1
+
+
+def test_an_older_version_arriving_later_goes_to_versions(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    write_article(
+        inputs, "new.md", url="https://news.example/x", epoch_ms=JAN_2024 + 40 * DAY, text="v2"
+    )
+    ingest(inputs, tmp_path / "warehouse")
+    write_article(inputs, "old.md", url="https://news.example/x", epoch_ms=JAN_2024, text="v1")
+    summary = ingest(inputs, tmp_path / "warehouse")
+    assert summary.outcomes == {"version_superseded": 1, "unchanged": 1}
+    assert table(tmp_path / "warehouse", "articles").get_column("paragraphs").to_list() == [["v2"]]
+
+
+def test_a_newer_version_moves_the_old_winner_to_versions(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    write_article(inputs, "old.md", url="https://news.example/x", epoch_ms=JAN_2024, text="v1")
+    ingest(inputs, tmp_path / "warehouse")
+    write_article(
+        inputs, "new.md", url="https://news.example/x", epoch_ms=JAN_2024 + 40 * DAY, text="v2"
+    )
+    summary = ingest(inputs, tmp_path / "warehouse")
+    assert summary.outcomes == {"article_written": 1, "unchanged": 1}
+    root = tmp_path / "warehouse"
+    assert table(root, "articles").get_column("paragraphs").to_list() == [["v2"]]
+    assert table(root, "article_versions").get_column("paragraphs").to_list() == [["v1"]]
+    assert not (root / "articles" / "year=2024" / "month=1").exists()
+
+
+def test_ties_are_broken_the_same_way_whatever_the_order(tmp_path: Path) -> None:
+    results = []
+    for order in (("a.md", "b.md"), ("b.md", "a.md")):
+        inputs = tmp_path / "-".join(order)
+        warehouse = tmp_path / ("w-" + "-".join(order))
+        for name, text in zip(order, ("first", "second"), strict=True):
+            write_article(
+                inputs, name, url="https://news.example/tie", epoch_ms=JAN_2024, text=text
+            )
+            ingest(inputs, warehouse)
+        results.append(table(warehouse, "articles").get_column("paragraphs").to_list())
+    texts = {tuple(map(tuple, result)) for result in results}
+    assert len(texts) == 1
+
+
+def test_identical_rescrape_is_counted_not_stored(inputs: Path, tmp_path: Path) -> None:
+    shutil.copy(inputs / "a3.md", inputs / "a3-copy.md")
+    warehouse = tmp_path / "warehouse"
+    summary = ingest(inputs, warehouse)
+    assert summary.outcomes == {"article_written": 6, "identical_duplicate": 1, "rejected": 1}
+    assert table(warehouse, "articles").height == 6
+    assert table(warehouse, "article_versions").is_empty()
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(inputs / "a4.md", again / "a4.md")
+    assert ingest([inputs, again], warehouse).outcomes == {"unchanged": 8, "identical_duplicate": 1}
+
+
+def test_new_parser_version_reprocesses_every_file_without_duplicating(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    monkeypatch.setattr("broadsheet.pipeline.PARSER_VERSION", "99.0.0")
+    monkeypatch.setattr("broadsheet.rows.PARSER_VERSION", "99.0.0")
+    summary = ingest(inputs, warehouse)
+    assert summary.outcomes == {"article_written": 6, "rejected": 1}
+    articles = table(warehouse, "articles")
+    assert articles.height == 6
+    assert set(articles.get_column("parser_version")) == {"99.0.0"}
+    assert table(warehouse, "article_versions").is_empty()
+    assert ingest(inputs, warehouse).outcomes == {"unchanged": 7}
+
+
+def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse"
+    (inputs / ".hidden.md").write_text("x")
+    shutil.copy(inputs / "a0.md", inputs / "a0-copy.md")
+    ingest(inputs, warehouse)
+    write_article(
+        inputs,
+        "a0-later.md",
+        url="https://news.example/0",
+        epoch_ms=JAN_2024 + DAY,
+        text="Story 0, later.",
+    )
+    ingest(inputs, warehouse)
+    runs = pl.read_parquet(warehouse / "runs" / "part-0.parquet")
+    outcome_columns = [
+        "articles_written",
+        "versions_superseded",
+        "identical_duplicates",
+        "rejected",
+        "unchanged",
+        "skipped",
+    ]
+    assert (
+        runs.select(pl.sum_horizontal(outcome_columns)).to_series().to_list()
+        == runs.get_column("files_seen").to_list()
+        == [9, 10]
+    )
+    ledger = pl.read_parquet(warehouse / "ledger" / "part-0.parquet")
+    assert ledger.get_column("source_path").is_unique().all()
+    assert ledger.height == 9
+    assert pl.read_parquet(warehouse / "skips" / "part-0.parquet").height == 1
+
+
+def test_each_partition_keeps_one_file_over_many_runs(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    warehouse = tmp_path / "warehouse"
+    for index in range(12):
+        write_article(
+            inputs,
+            f"{index:02d}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024 + index * DAY,
+            text=f"Story {index}.",
+        )
+        ingest(inputs, warehouse)
+    partition_files = list((warehouse / "articles").rglob("*.parquet"))
+    assert [p.relative_to(warehouse).as_posix() for p in partition_files] == [
+        "articles/year=2024/month=1/part-0.parquet"
+    ]
+    assert pq.read_table(partition_files[0]).num_rows == 12
+
+
+def test_same_rows_in_same_order_whatever_the_batch_size_or_order(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    one = ingest(sample_dir, tmp_path / "one", batch_size=1)
+    many = ingest(sample_dir, tmp_path / "many", batch_size=500)
+    for name in ("articles", "rejects"):
+        files_one = sorted((one.warehouse / name).rglob("*.parquet"))
+        files_many = sorted((many.warehouse / name).rglob("*.parquet"))
+        assert [p.relative_to(one.warehouse) for p in files_one] == [
+            p.relative_to(many.warehouse) for p in files_many
+        ]
+        for a, b in zip(files_one, files_many, strict=True):
+            left = pl.read_parquet(a).drop(LINEAGE, strict=False)
+            right = pl.read_parquet(b).drop(LINEAGE, strict=False)
+            assert left.equals(right), a
+
+
+def test_older_schema_partitions_are_rewritten_in_the_current_schema(
+    inputs: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    partition = next((warehouse / "articles").rglob("*.parquet"))
+    old = pq.read_table(partition).drop_columns(["title_clean", "body_published_at"])
+    pq.write_table(old.replace_schema_metadata({b"broadsheet.schema_version": b"1"}), partition)
+
+    before = duckdb.execute(
+        f"SELECT count(*) FROM read_parquet('{warehouse}/articles/**/*.parquet', "
+        "hive_partitioning=true, union_by_name=true)"
+    ).fetchall()
+    assert before == [(6,)]
+
+    ingest(inputs, warehouse)
+
+    for path in (warehouse / "articles").rglob("*.parquet"):
+        metadata = pq.read_metadata(path).metadata
+        assert metadata[b"broadsheet.schema_version"] == str(SCHEMA_VERSION).encode()
+        assert pq.read_schema(path).names == ARTICLES_SCHEMA.names
+    articles = pl.scan_parquet(
+        warehouse / "articles" / "**" / "*.parquet", hive_partitioning=True
+    ).collect()
+    assert articles.height == 6
+
+
+def test_second_run_while_one_is_active_fails_clearly_or_waits(
+    inputs: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "warehouse"
+    warehouse = open_warehouse(root)
+    results: list[RunSummary] = []
+    with warehouse_lock(warehouse, "pid 1, run test-holder", wait=False):
+        with pytest.raises(
+            WarehouseBusyError,
+            match=r"another run is writing warehouse .*"
+            r"\(pid 1, run test-holder\); wait for it to finish or pass --wait",
+        ):
+            ingest(inputs, root)
+        waiter = threading.Thread(
+            target=lambda: results.append(run_ingest([str(inputs)], str(root), wait=True))
+        )
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive()
+        assert not results
+    waiter.join(timeout=30)
+    assert results[0].outcomes == {"article_written": 6, "rejected": 1}
+
+
+def test_lock_of_a_killed_run_is_recovered(inputs: Path, tmp_path: Path) -> None:
+    root = tmp_path / "warehouse"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from broadsheet.warehouse_commit import open_warehouse, warehouse_lock\n"
+            "with warehouse_lock(open_warehouse(sys.argv[1]), 'pid x', wait=False):\n"
+            "    print('locked', flush=True); time.sleep(60)\n",
+            str(root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(WarehouseBusyError):
+        ingest(inputs, root)
+    holder.kill()
+    holder.wait(timeout=10)
+    holder.stdout.close()
+    assert ingest(inputs, root).outcomes == {"article_written": 6, "rejected": 1}
+
+
+def test_front_matter_and_bare_copies_of_one_article_are_versions(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    url = "https://news.example/same"
+    (inputs / "bare.md").write_text(bare("T", url, JAN_2024, "<p>x</p>"), encoding="utf-8")
+    (inputs / "fm.md").write_text(
+        with_front_matter("T", url, JAN_2024, "<p>x</p>"), encoding="utf-8"
+    )
+    summary = ingest(inputs, tmp_path / "warehouse")
+    assert summary.outcomes == {"article_written": 1, "version_superseded": 1}
