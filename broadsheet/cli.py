@@ -1,21 +1,39 @@
-"""The ``broadsheet`` command line: a thin shell over the ``ingest`` flow."""
+"""The ``broadsheet`` command line: a thin shell over the library (flows, warehouse queries,
+report). Heavy imports happen inside the commands so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import os
+import signal
+import sys
 import time
+from collections.abc import Iterator
+from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
+from broadsheet.progress import set_batch_listener
 from broadsheet.resolve import Outcome
 
 if TYPE_CHECKING:
     from broadsheet.pipeline import RunSummary
+    from broadsheet.warehouse_query import Result
 
 app = typer.Typer(
     name="broadsheet",
@@ -30,6 +48,7 @@ errors = Console(stderr=True)
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
+EXIT_NOT_FOUND = 4
 
 
 def sample_input_dir() -> Path:
@@ -93,11 +112,38 @@ def run(
     from flows.ingest import ingest
 
     started = time.perf_counter()
-    summary = ingest([str(path) for path in inputs], str(warehouse), batch_size, wait)
+    with _batch_progress():
+        summary = ingest([str(path) for path in inputs], str(warehouse), batch_size, wait)
     _print_summary(summary, time.perf_counter() - started)
 
 
-def _fail(message: str, code: int) -> None:
+@contextlib.contextmanager
+def _batch_progress() -> Iterator[None]:
+    """A progress bar of parse batches on stderr, when it is a terminal."""
+    progress = Progress(
+        TextColumn("parsing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("batches"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    )
+    task = progress.add_task("parse", total=None)
+
+    def advance(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    set_batch_listener(advance)
+    try:
+        with progress:
+            yield
+    finally:
+        set_batch_listener(None)
+
+
+def _fail(message: str, code: int) -> NoReturn:
     errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -149,3 +195,269 @@ def _print_summary(summary: RunSummary, wall_seconds: float) -> None:
     )
     if summary.count(Outcome.REJECTED):
         _say(f"Rejects and their reasons: {root}/rejects/")
+
+
+WarehouseOption = Annotated[
+    Path, typer.Option("--warehouse", "-w", help="Warehouse directory to read.")
+]
+
+
+class OutputFormat(StrEnum):
+    """How query-like commands print their rows."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="table for people; csv or json for pipes."),
+]
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement (DuckDB dialect).")],
+    warehouse: WarehouseOption = Path("warehouse"),
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Run SQL over views named after the tables: articles, article_versions, rejects, skips,
+    runs, ledger (Hive partitioning and union_by_name already applied)."""
+    from broadsheet.warehouse_query import QueryError, WarehouseMissingError
+    from broadsheet.warehouse_query import query as run_query
+
+    try:
+        result = run_query(warehouse.resolve(), sql)
+    except WarehouseMissingError as error:
+        _fail(str(error), EXIT_FATAL)
+    except QueryError as error:
+        _fail(f"SQL error: {error}", EXIT_USAGE)
+    _print_result(result, output)
+
+
+@app.command()
+def runs(
+    warehouse: WarehouseOption = Path("warehouse"),
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """List the most recent runs, newest first, with their outcomes and throughput."""
+    from broadsheet.warehouse_query import WarehouseMissingError, recent_runs
+
+    try:
+        result = recent_runs(warehouse.resolve(), limit)
+    except WarehouseMissingError as error:
+        _fail(str(error), EXIT_FATAL)
+    _print_result(result, output)
+
+
+@app.command()
+def show(
+    id_or_url: Annotated[str, typer.Argument(help="An article_id, or the article's URL.")],
+    warehouse: WarehouseOption = Path("warehouse"),
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table (readable text) or json.")
+    ] = OutputFormat.TABLE,
+) -> None:
+    """Print one article readably: its fields, body and other versions."""
+    from broadsheet.warehouse_query import WarehouseMissingError, find_article, to_json_value
+
+    try:
+        article, versions = find_article(warehouse.resolve(), id_or_url)
+    except WarehouseMissingError as error:
+        _fail(str(error), EXIT_FATAL)
+    if article is None:
+        _fail(f"no article {id_or_url!r} in {warehouse}", EXIT_NOT_FOUND)
+    if output is OutputFormat.JSON:
+        document = {"article": to_json_value(article), "other_versions": to_json_value(versions)}
+        print(json.dumps(document, ensure_ascii=False, indent=1))
+        return
+    if output is OutputFormat.CSV:
+        _fail("show prints table or json", EXIT_USAGE)
+    _print_article(article, versions)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
+        "broadsheet-report.html"
+    ),
+    warehouse: WarehouseOption = Path("warehouse"),
+) -> None:
+    """Write a self-contained HTML report (works offline): articles per day by feed and by
+    domain, languages, paragraph and image counts, rejects, run history."""
+    from broadsheet.report import write_report
+    from broadsheet.warehouse_query import WarehouseMissingError
+
+    try:
+        written = write_report(warehouse.resolve(), out)
+    except WarehouseMissingError as error:
+        _fail(str(error), EXIT_FATAL)
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror or error}", EXIT_FATAL)
+    _say(f"Report written to {written.resolve()}")
+
+
+@app.command()
+def dictionary(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File to write; default: print.")
+    ] = None,
+) -> None:
+    """Print (or write) the data dictionary generated from the schemas."""
+    from broadsheet.data_dictionary import render
+
+    text = render()
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _say(f"Data dictionary written to {out}")
+
+
+@app.command()
+def serve(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Archive files or directories. Default: the bundled sample.", show_default=False
+        ),
+    ] = None,
+    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")] = (
+        "0 * * * *"
+    ),
+    warehouse: Annotated[
+        Path, typer.Option("--warehouse", "-w", help="Warehouse directory to write.")
+    ] = Path("warehouse"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Files parsed per Prefect task.")] = 500,
+    name: Annotated[str, typer.Option(help="Name of the Prefect deployment.")] = (
+        "broadsheet-ingest"
+    ),
+) -> None:
+    """Serve a Prefect deployment that runs the ingest on a cron schedule until stopped
+    (Ctrl-C). Works with no Prefect server; with one, watch the runs in its UI."""
+    inputs = [path.resolve() for path in (paths or [sample_input_dir()])]
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
+    apply_quiet_prefect_defaults()
+    from broadsheet.prefect_server import PrefectServerError, prefect_api
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with prefect_api(_prefect_home() / "broadsheet-server.log") as api_url:
+            from prefect.schedules import Cron
+
+            from flows.ingest import ingest
+
+            try:
+                schedule = Cron(cron, timezone="UTC")
+            except ValueError as error:
+                _fail(f"invalid cron expression {cron!r}: {error}", EXIT_USAGE)
+
+            ui_url = api_url.removesuffix("/api")
+            _say(
+                f"Serving deployment 'ingest/{name}' on cron '{cron}' (UTC) into "
+                f"{warehouse.resolve()}; Prefect UI at {ui_url}. Ctrl-C stops it."
+            )
+            ingest.serve(
+                name=name,
+                schedule=schedule,
+                parameters={
+                    "paths": [str(path) for path in inputs],
+                    "warehouse": str(warehouse.resolve()),
+                    "batch_size": batch_size,
+                    "wait": True,
+                },
+                print_starting_message=False,
+            )
+    except PrefectServerError as error:
+        _fail(str(error), EXIT_FATAL)
+    except KeyboardInterrupt:
+        pass
+    _say("Stopped.")
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """Let SIGTERM (service managers, ``timeout``) stop ``serve`` as Ctrl-C does, so that
+    the local Prefect server it started is shut down too."""
+    raise KeyboardInterrupt
+
+
+def _prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+
+
+def _print_result(result: Result, output: OutputFormat) -> None:
+    from broadsheet.warehouse_query import to_json, to_json_value
+
+    if output is OutputFormat.JSON:
+        print(to_json(result))
+    elif output is OutputFormat.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow([_cell(to_json_value(value)) for value in row])
+    else:
+        table = Table(show_header=True)
+        for column in result.columns:
+            table.add_column(column, overflow="fold")
+        for row in result.rows:
+            table.add_row(*(_cell(to_json_value(value)) for value in row))
+        console.print(table)
+        _say(f"{len(result.rows):,} row(s)")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _print_article(article: dict[str, object], versions: list[dict[str, object]]) -> None:
+    _say(str(article["title"]))
+    _say(f"{article['url']}")
+    details = [
+        ("article_id", article["article_id"]),
+        ("published_at", article["published_at"]),
+        ("body_published_at", article.get("body_published_at")),
+        ("language", article.get("language")),
+        ("feed", article.get("feed")),
+        ("author", article.get("author")),
+        ("source", f"{article['source_path']} ({article['source_format']})"),
+    ]
+    for label, value in details:
+        if value is not None:
+            _say(f"  {label}: {value}")
+    sections: list[tuple[str, object]] = [
+        ("Headings", article.get("headings")),
+        ("Captions", article.get("captions")),
+        ("Meta blocks", article.get("meta_blocks")),
+        ("Images", article.get("image_urls")),
+    ]
+    _say("")
+    for number, paragraph in enumerate(_as_list(article.get("paragraphs")), start=1):
+        _say(f"[{number}] {paragraph}")
+    for label, values in sections:
+        items = _as_list(values)
+        if items:
+            _say(f"\n{label}:")
+            for item in items:
+                _say(f"  - {item}")
+    links = _as_list(article.get("share_links"))
+    if links:
+        _say("\nShare links:")
+        for link in links:
+            if isinstance(link, dict):
+                _say(f"  - {link['platform']}: {link.get('target_url') or link['url']}")
+    if versions:
+        _say(f"\nOther versions ({len(versions)}):")
+        for version in versions:
+            _say(f"  - {version['published_at']}  {version['source_path']}")
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []

@@ -92,6 +92,11 @@ class RunSummary:
     seconds: float
     committed_files: tuple[Path, ...]
     recovered_previous_commit: bool
+    feeds: dict[str, int]
+    """Versions stored this run, per feed (``(no feed)`` when the file has none)."""
+    reject_counts: dict[str, int]
+    reject_examples: dict[str, list[str]]
+    """Up to three example paths per reject reason."""
 
     @property
     def files_seen(self) -> int:
@@ -274,6 +279,13 @@ def run_ingest(
                 file_metadata=file_metadata(run_id),
             ),
         )
+    feeds = Counter(feed or "(no feed)" for feed in new_rows.column("feed").to_pylist())
+    reject_counts = Counter(reject.reason for reject in rejects)
+    reject_examples: dict[str, list[str]] = {}
+    for reject in rejects:
+        examples = reject_examples.setdefault(reject.reason, [])
+        if len(examples) < 3:
+            examples.append(reject.source_path)
     return RunSummary(
         run_id,
         warehouse.root,
@@ -281,6 +293,9 @@ def run_ingest(
         time.perf_counter() - clock,
         tuple(committed),
         recovered,
+        dict(feeds),
+        dict(reject_counts),
+        reject_examples,
     )
 
 

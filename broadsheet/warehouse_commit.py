@@ -460,7 +460,15 @@ def _stage(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> str:
     )
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+    kill_point(f"staged:{staged_name(path)}")
     return str(path)
+
+
+def staged_name(path: Path | str) -> str:
+    """A staged file's path below its run's ``commit`` directory (names its kill point)."""
+    parts = Path(path).parts
+    start = parts.index("commit", parts.index(STAGING_DIRNAME))
+    return "/".join(parts[start + 1 :])
 
 
 def _write_journal(

@@ -69,7 +69,16 @@ def test_unwritable_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith(f"error: cannot write to warehouse {blocker / 'warehouse'}: ")
 
 
-@pytest.mark.parametrize("args", [("--help",), ("run", "--help")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        *(
+            (command, "--help")
+            for command in ("run", "query", "runs", "show", "report", "dictionary", "serve")
+        ),
+    ],
+)
 def test_every_command_has_help(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = broadsheet(*args, cwd=tmp_path, home=tmp_path / "prefect")
     assert result.returncode == 0

@@ -30,3 +30,16 @@ def test_every_column_has_a_readme_row(table: str) -> None:
 )
 def test_every_code_is_documented(code: str) -> None:
     assert f"`{code}`" in README
+
+
+def test_every_cli_command_has_a_readme_entry() -> None:
+    from broadsheet.cli import app
+
+    commands = [
+        command.name or command.callback.__name__
+        for command in app.registered_commands
+        if command.callback is not None
+    ]
+    assert len(commands) == 7
+    for name in commands:
+        assert f"### `broadsheet {name}" in README, f"README has no entry for {name}"
