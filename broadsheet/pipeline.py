@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from broadsheet.fault_injection import kill_point
 from broadsheet.read_inputs import InputFile, discover, read_input
-from broadsheet.resolve import Outcome, Version, plan_reads, resolve
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome, Version, plan_reads, resolve
 from broadsheet.rows import (
     Lineage,
     RejectRow,
@@ -118,19 +118,23 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
     results: list[FileResult] = []
     rejects: list[RejectRow] = []
     rows = []
+
+    def reject(
+        input_file: InputFile, digest: str | None, reason: RejectReason, detail: str
+    ) -> None:
+        rejects.append(RejectRow(input_file.path, digest, reason.value, detail))
+        results.append(FileResult(input_file, digest, False, None))
+
     for input_file, known_hash in batch.files:
         try:
             raw = read_input(input_file.path)
         except OSError as error:
-            rejects.append(
-                RejectRow(
-                    input_file.path,
-                    None,
-                    RejectReason.UNREADABLE.value,
-                    f"cannot read file: {error.strerror or error}",
-                )
+            reject(
+                input_file,
+                None,
+                RejectReason.UNREADABLE,
+                f"cannot read file: {error.strerror or error}",
             )
-            results.append(FileResult(input_file, None, False, None))
             continue
         digest = hashlib.sha256(raw).hexdigest()
         if digest == known_hash:
@@ -139,19 +143,15 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
         try:
             article = parse_article(raw)
         except RejectError as error:
-            rejects.append(RejectRow(input_file.path, digest, error.reason.value, error.detail))
-            results.append(FileResult(input_file, digest, False, None))
+            reject(input_file, digest, error.reason, error.detail)
             continue
         except Exception as error:  # a parser bug must cost one file, not the run
-            rejects.append(
-                RejectRow(
-                    input_file.path,
-                    digest,
-                    RejectReason.EXTRACTION_FAILED.value,
-                    f"unexpected {type(error).__name__}: {error}",
-                )
+            reject(
+                input_file,
+                digest,
+                RejectReason.EXTRACTION_FAILED,
+                f"unexpected {type(error).__name__}: {error}",
             )
-            results.append(FileResult(input_file, digest, False, None))
             continue
         rows.append(article_row(article, Lineage(input_file.path, digest, run_id, ingested_at_ms)))
         results.append(
@@ -358,11 +358,6 @@ def _run_row(
         "parameters": json.dumps(parameters, ensure_ascii=False, sort_keys=True),
         "parser_version": PARSER_VERSION,
         "files_seen": sum(counts.values()),
-        "articles_written": counts[Outcome.ARTICLE_WRITTEN.value],
-        "versions_superseded": counts[Outcome.VERSION_SUPERSEDED.value],
-        "identical_duplicates": counts[Outcome.IDENTICAL_DUPLICATE.value],
-        "rejected": counts[Outcome.REJECTED.value],
-        "unchanged": counts[Outcome.UNCHANGED.value],
-        "skipped": counts[Outcome.SKIPPED.value],
+        **{column: counts[outcome.value] for outcome, column in RUN_OUTCOME_COLUMNS.items()},
     }
     return pa.Table.from_pylist([row], schema=RUNS_SCHEMA)

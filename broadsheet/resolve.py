@@ -38,6 +38,17 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
 
 
+RUN_OUTCOME_COLUMNS: dict[Outcome, str] = {
+    Outcome.ARTICLE_WRITTEN: "articles_written",
+    Outcome.VERSION_SUPERSEDED: "versions_superseded",
+    Outcome.IDENTICAL_DUPLICATE: "identical_duplicates",
+    Outcome.REJECTED: "rejected",
+    Outcome.UNCHANGED: "unchanged",
+    Outcome.SKIPPED: "skipped",
+}
+"""The ``runs`` column counting each outcome; together they sum to ``files_seen``."""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """What the warehouse remembers of one input path."""

@@ -171,7 +171,7 @@ def recover(warehouse: Warehouse) -> bool:
 
 def read_ledger(warehouse: Warehouse) -> dict[str, LedgerEntry]:
     """The ledger as a dict by source path (empty for a new warehouse)."""
-    table = _read_table_file(warehouse, "ledger")
+    table = read_table(warehouse, "ledger")
     if table is None:
         return {}
     columns = table.to_pydict()
@@ -410,10 +410,6 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def read_table(warehouse: Warehouse, table: str) -> pa.Table | None:
     """An unpartitioned table in the current schema, or None when it has no file yet."""
-    return _read_table_file(warehouse, table)
-
-
-def _read_table_file(warehouse: Warehouse, table: str) -> pa.Table | None:
     path = warehouse.table_file(table)
     if not path.exists():
         return None
@@ -438,14 +434,14 @@ def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:
 
 
 def _append(warehouse: Warehouse, table: str, rows: pa.Table) -> pa.Table:
-    old = _read_table_file(warehouse, table)
+    old = read_table(warehouse, table)
     new = _conform(rows, TABLE_SCHEMAS[table])
     return new if old is None else pa.concat_tables([old, new])
 
 
 def _upsert_ledger(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
     new = _conform(rows, LEDGER_SCHEMA)
-    old = _read_table_file(warehouse, "ledger")
+    old = read_table(warehouse, "ledger")
     if old is not None:
         replaced = pc.is_in(old.column("source_path"), new.column("source_path"))
         new = pa.concat_tables([old.filter(pc.invert(replaced)), new])

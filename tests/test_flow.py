@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from broadsheet.pipeline import RunSummary
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS
 from flows.ingest import ingest
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 
@@ -60,14 +61,7 @@ def test_counts_reconcile(sample_run: RunSummary) -> None:
     assert sample_run.outcomes == {"article_written": 17, "rejected": 6}
     assert sample_run.files_seen == 23
     runs = pl.read_parquet(sample_run.warehouse / "runs" / "*.parquet").row(0, named=True)
-    outcome_columns = [
-        "articles_written",
-        "versions_superseded",
-        "identical_duplicates",
-        "rejected",
-        "unchanged",
-        "skipped",
-    ]
+    outcome_columns = list(RUN_OUTCOME_COLUMNS.values())
     assert runs["files_seen"] == sum(runs[column] for column in outcome_columns) == 23
     assert runs["run_id"] == sample_run.run_id
 

@@ -7,19 +7,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS
 from flows.ingest import ingest
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 FIRST_THREE_FORMAT_DIRS = ("news", "oped2", "society", "cdt")
-OUTCOME_COLUMNS = [
-    "articles_written",
-    "versions_superseded",
-    "identical_duplicates",
-    "rejected",
-    "unchanged",
-    "skipped",
-]
+OUTCOME_COLUMNS = list(RUN_OUTCOME_COLUMNS.values())
 
 
 def test_every_real_file_lands_in_exactly_one_outcome(corpus_dir: Path, tmp_path: Path) -> None:

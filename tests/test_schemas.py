@@ -95,3 +95,17 @@ def test_article_row_follows_the_schema_column_order() -> None:
     assert list(row) == ARTICLES_SCHEMA.names
     unaccounted = set(ARTICLES_SCHEMA.names) - content_fields - lineage_fields
     assert unaccounted == {"published_at", "body_published_at", "parser_version", "ingested_at"}
+
+
+def test_run_outcome_columns_cover_every_outcome() -> None:
+    from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
+
+    assert set(RUN_OUTCOME_COLUMNS) == set(Outcome)
+    assert set(RUN_OUTCOME_COLUMNS.values()) == set(RUNS_SCHEMA.names) - {
+        "run_id",
+        "started_at",
+        "finished_at",
+        "parameters",
+        "parser_version",
+        "files_seen",
+    }

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from broadsheet.pipeline import RunSummary, run_ingest
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS
 from broadsheet.warehouse_commit import WarehouseBusyError, open_warehouse, warehouse_lock
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 from tests.archive_files import bare, with_front_matter
@@ -244,14 +245,7 @@ def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_p
     )
     ingest(inputs, warehouse)
     runs = pl.read_parquet(warehouse / "runs" / "part-0.parquet")
-    outcome_columns = [
-        "articles_written",
-        "versions_superseded",
-        "identical_duplicates",
-        "rejected",
-        "unchanged",
-        "skipped",
-    ]
+    outcome_columns = list(RUN_OUTCOME_COLUMNS.values())
     assert (
         runs.select(pl.sum_horizontal(outcome_columns)).to_series().to_list()
         == runs.get_column("files_seen").to_list()
