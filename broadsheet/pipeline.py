@@ -24,7 +24,14 @@ import pyarrow.parquet as pq
 
 from broadsheet.fault_injection import kill_point
 from broadsheet.read_inputs import InputFile, discover, read_input
-from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome, Version, plan_reads, resolve
+from broadsheet.resolve import (
+    RUN_OUTCOME_COLUMNS,
+    Outcome,
+    StoredVersion,
+    Version,
+    plan_reads,
+    resolve,
+)
 from broadsheet.rows import (
     Lineage,
     RejectRow,
@@ -220,9 +227,7 @@ def run_ingest(
 
         read = [file for result in results for file in result.files]
         versions = [file.version for file in read if file.version is not None]
-        stored = read_stored_versions(
-            warehouse, {v.article_id for v in versions}, {v.content_sha256 for v in versions}
-        )
+        stored = _stored_versions_of(warehouse, versions)
         resolution = resolve(versions, stored, PARSER_VERSION)
         kill_point("resolved")
 
@@ -297,6 +302,19 @@ def run_ingest(
         dict(reject_counts),
         reject_examples,
     )
+
+
+def _stored_versions_of(warehouse: Warehouse, versions: Sequence[Version]) -> list[StoredVersion]:
+    """Every stored version ``resolve`` needs: those of the new versions' articles and those
+    with their hashes, plus every version of an article a re-parse takes a version from
+    (a new parser may give the same content another article id)."""
+    ids = {version.article_id for version in versions}
+    hashes = {version.content_sha256 for version in versions}
+    stored = read_stored_versions(warehouse, ids, hashes)
+    former_ids = {entry.version.article_id for entry in stored} - ids
+    if former_ids:
+        stored = read_stored_versions(warehouse, ids | former_ids, hashes)
+    return stored
 
 
 def _new_rows(

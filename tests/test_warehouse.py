@@ -379,3 +379,31 @@ def test_front_matter_and_bare_copies_of_one_article_are_versions(tmp_path: Path
     )
     summary = ingest(inputs, tmp_path / "warehouse")
     assert summary.outcomes == {"article_written": 1, "version_superseded": 1}
+
+
+def test_a_reparse_that_changes_an_article_id_leaves_no_orphan_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = tmp_path / "inputs"
+    old = write_article(
+        inputs, "old.md", url="https://news.example/x", epoch_ms=JAN_2024, text="v1"
+    )
+    write_article(
+        inputs, "new.md", url="https://news.example/x", epoch_ms=JAN_2024 + 40 * DAY, text="v2"
+    )
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    old_id = table(warehouse, "articles").get_column("article_id").to_list()[0]
+    old.unlink()  # its version stays stored; the archive no longer has the file
+    monkeypatch.setattr("broadsheet.pipeline.PARSER_VERSION", "99.0.0")
+    monkeypatch.setattr("broadsheet.rows.PARSER_VERSION", "99.0.0")
+    monkeypatch.setattr("transforms.article.article_id", lambda url: "f" * 32)
+
+    assert ingest(inputs, warehouse).outcomes == {"article_written": 1}
+
+    articles = table(warehouse, "articles")
+    assert sorted(articles.get_column("article_id").to_list()) == sorted([old_id, "f" * 32])
+    assert articles.filter(pl.col("article_id") == old_id).get_column("paragraphs").to_list() == [
+        ["v1"]
+    ]
+    assert table(warehouse, "article_versions").is_empty()
