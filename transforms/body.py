@@ -124,11 +124,14 @@ _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
     re.IGNORECASE,
 )
-_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
+_CJK_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ("版权声明", DiscardReason.COPYRIGHT, True),
     ("版权所有", DiscardReason.COPYRIGHT, True),
     ("点击查看本文英文版", DiscardReason.ENGLISH_VERSION_LINK, False),
     ("不支持播放", DiscardReason.MEDIA_FALLBACK, False),
+)
+"""Caseless substrings, searched in the block as it is; tried before the Latin ones."""
+_LATIN_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ("does not support the video", DiscardReason.MEDIA_FALLBACK, False),
     ("does not support video", DiscardReason.MEDIA_FALLBACK, False),
     ("does not support the audio", DiscardReason.MEDIA_FALLBACK, False),
@@ -137,6 +140,8 @@ _SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ("enable javascript to watch", DiscardReason.MEDIA_FALLBACK, False),
     ("enable javascript to view", DiscardReason.MEDIA_FALLBACK, False),
 )
+"""Substrings searched in the lower-cased block; every one holds an 's', so a block with no
+'s' or 'S' skips the (costly, for CJK text) lower-casing."""
 _META_TEXT = re.compile(
     r"^(\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
     r"|\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
@@ -262,30 +267,33 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
     """Walk the tree in document order with lxml's C iterator (no recursion, no depth limit).
 
     Each open element has a frame (role, discard reason, bold, block flag, outer container);
-    an element's text takes its own frame's context, its tail its parent's.
+    an element's text takes its own frame's context, its tail its parent's. This loop runs
+    once per element of every article, so it keeps its work per event small.
     """
     frames: list[_Frame] = [(Role.BODY, None, False, False, walk.container)]
+    fragments = walk.fragments
     events = etree.iterwalk(root, events=("start", "end"))
-    for count, (event, element) in enumerate(events):
+    count = 0
+    for event, element in events:
+        count += 1
         if not count & _CLOCK_CHECK_MASK and time.perf_counter() > deadline:
             raise RejectError(
                 RejectReason.TIME_LIMIT,
                 f"body extraction passed its time limit after {count:,} parser events",
             )
         if event == "end":
-            _, _, _, is_block, outer_container = frames.pop()
-            if is_block:
-                _flush(walk)
-                walk.container = outer_container
+            frame = frames.pop()
+            if frame[3]:
+                if fragments:
+                    _flush(walk)
+                walk.container = frame[4]
             tail = element.tail
             if tail:
                 parent = frames[-1]
-                walk.fragments.append((tail, parent[0], parent[1], parent[2]))
+                fragments.append((tail, parent[0], parent[1], parent[2]))
             continue
-        role, reason, bold = frames[-1][:3]
-        raw_tag: object = element.tag  # entities and other non-element nodes have no string tag
-        tag = raw_tag.lower() if isinstance(raw_tag, str) else ""
-        kind = _TAG_KINDS.get(tag, _INLINE) if tag else _SKIP
+        tag = element.tag  # the HTML parser gives lower-case names; other nodes have no str tag
+        kind = _TAG_KINDS.get(tag, _INLINE) if type(tag) is str else _SKIP
         if kind == _ANCHOR:
             link = share_link(element.get("href", ""))
             if link is None:
@@ -298,28 +306,33 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
             events.skip_subtree()
             frames.append(_LEAF_FRAME)
             if kind == _BREAK:
-                _flush(walk)
+                if fragments:
+                    _flush(walk)
             elif kind == _IMAGE:
                 _take_image(walk, element)
             elif kind == _MEDIA:
                 _discard_subtree(walk, element, DiscardReason.MEDIA_FALLBACK)
             continue
+        role, reason, bold, _, _ = frames[-1]
         if tag in _TAG_RULE_TAGS or element.attrib:
             role, reason = _context(walk, element, tag, role, reason)
-        bold = bold or tag in _BOLD_TAGS
-        is_block = kind == _BLOCK
-        if is_block and not len(element):
-            _place_leaf_block(walk, element, tag, role, reason, bold)
-            events.skip_subtree()
-            frames.append(_LEAF_FRAME)
-            continue
-        frames.append((role, reason, bold, is_block, walk.container))
-        if is_block:
-            _flush(walk)
+        if tag in _BOLD_TAGS:
+            bold = True
+        if kind == _BLOCK:
+            if fragments:
+                _flush(walk)
+            if not len(element):
+                _place_leaf_block(walk, element, tag, role, reason, bold)
+                events.skip_subtree()
+                frames.append(_LEAF_FRAME)
+                continue
+            frames.append((role, reason, bold, True, walk.container))
             walk.container = tag
+        else:
+            frames.append((role, reason, bold, False, ""))
         text = element.text
         if text:
-            walk.fragments.append((text, role, reason, bold))
+            fragments.append((text, role, reason, bold))
 
 
 def _place_leaf_block(
@@ -331,8 +344,9 @@ def _place_leaf_block(
     bold: bool,
 ) -> None:
     """A block with no child elements (most paragraphs): one block of its own text."""
-    _flush(walk)
-    text = normalise_text(element.text or "")
+    text = element.text
+    if text:
+        text = normalise_text(text)
     if text:
         outer_container = walk.container
         walk.container = tag
@@ -357,14 +371,14 @@ def _context(
 
 def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | None] | None:
     """The role an element's attributes give its text, or None when they say nothing."""
-    names = " ".join(str(name) for name in element.keys())  # noqa: SIM118
-    special = any(name in names for name in _RULE_ATTRIBUTE_NAMES) or "data-selfpromo" in names
-    if special:
+    names: list[str] = element.keys()  # type: ignore[assignment]  # HTML names are str
+    promo = "data-selfpromo" in " ".join(names)
+    if promo or not _RULE_ATTRIBUTE_NAMES.isdisjoint(names):
         if element.get("hidden") is not None or _HIDDEN_STYLE.search(element.get("style", "")):
             return Role.BOILERPLATE, DiscardReason.HIDDEN
         if element.get("data-e2e") == "advertisement" or "广告" in element.get("aria-label", ""):
             return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
-        if "data-selfpromo" in names:
+        if promo:
             return Role.BOILERPLATE, DiscardReason.PROMO
         if element.get("data-root-share") is not None:
             return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
@@ -479,20 +493,30 @@ def _flush(walk: _Walk) -> None:
     fragments = walk.fragments
     if not fragments:
         return
-    walk.fragments = []
-    start = 0
     count = len(fragments)
+    if count == 1:
+        text, role, reason, bold = fragments[0]
+        fragments.clear()
+        text = normalise_text(text)
+        if text:
+            _place(walk, role, reason, text, bold)
+        return
+    runs: list[tuple[str, Role, DiscardReason | None, bool]] = []
+    start = 0
     while start < count:
         _, role, reason, _ = fragments[start]
         end = start + 1
         while end < count and fragments[end][1] is role and fragments[end][2] is reason:
             end += 1
-        run = fragments[start:end] if start or end < count else fragments
-        text = normalise_text("".join(fragment[0] for fragment in run))
-        if text:
-            bold = all(fragment[3] for fragment in run if not fragment[0].isspace())
-            _place(walk, role, reason, text, bold)
+        run = fragments[start:end]
+        bold = all(fragment[3] for fragment in run if not fragment[0].isspace())
+        runs.append(("".join(fragment[0] for fragment in run), role, reason, bold))
         start = end
+    fragments.clear()
+    for text, role, reason, bold in runs:
+        text = normalise_text(text)
+        if text:
+            _place(walk, role, reason, text, bold)
 
 
 def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bold: bool) -> None:
@@ -529,10 +553,14 @@ def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
     if anchored is not None:
         _, reason, starts_footer = _ANCHORED_TEXT_RULES[int(str(anchored.lastgroup)[4:])]
         return reason, starts_footer
-    lowered = text.lower()
-    for substring, reason, starts_footer in _SUBSTRING_TEXT_RULES:
-        if substring in lowered:
+    for substring, reason, starts_footer in _CJK_SUBSTRING_TEXT_RULES:
+        if substring in text:
             return reason, starts_footer
+    if "s" in text or "S" in text:
+        lowered = text.lower()
+        for substring, reason, starts_footer in _LATIN_SUBSTRING_TEXT_RULES:
+            if substring in lowered:
+                return reason, starts_footer
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -23,13 +23,15 @@ LOCAL_TIME_ZONES = {
 """Sites whose in-body timestamps carry no zone, and the zone they are written in."""
 
 
-def body_published_at(meta_blocks: Iterable[str], url: str) -> int | None:
+def body_published_at(meta_blocks: Sequence[str], url: str) -> int | None:
     """Epoch milliseconds of the first meta block that is a complete date and time, else None.
 
     Zoned forms (ISO 8601 with ``Z`` or an offset, RFC 1123 ``GMT``) are read as they are;
     the zone-less forms (``17/02/2024 - 15:16``, ``2020-10-13 14:38:42``) only on sites whose
     zone is known (``LOCAL_TIME_ZONES``), never guessed.
     """
+    if not meta_blocks:
+        return None
     zone = _site_zone(url)
     for block in meta_blocks:
         moment = _parse(block.strip(), zone)

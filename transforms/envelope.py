@@ -58,7 +58,8 @@ FrontMatterValue = str | list[str]
 
 def parse_envelope(text: str) -> Envelope:
     """Parse the header of a decoded archive file; raise ``RejectError`` when it has none."""
-    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     front_matter: dict[str, FrontMatterValue] | None = None
     position = 0
     if text.startswith("---\n"):
@@ -144,6 +145,8 @@ def _front_matter_value(raw: str) -> FrontMatterValue:
 
 def _scalar(raw: str) -> str:
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        if "\\" not in raw:
+            return raw[1:-1]
         try:
             value = json.loads(raw)
         except ValueError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
@@ -28,20 +28,32 @@ def canonical_url(url: str) -> str:
     percent-escapes upper-cased; path and query are otherwise kept as given."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
+    host = parts.netloc.lower()
+    if "@" in host or ":" in host:
+        host = _canonical_authority(parts, scheme)
+    path = _upper_percent_escapes(parts.path) or "/"
+    return urlunsplit((scheme, host, path, _upper_percent_escapes(parts.query), ""))
+
+
+def _canonical_authority(parts: SplitResult, scheme: str) -> str:
+    """Host lower-cased and default port dropped, for a netloc with a port or credentials."""
     try:
         port = parts.port
     except ValueError:
-        host = parts.netloc.lower()
-    else:
-        host = (parts.hostname or "").lower()
-        if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
-            host = f"{host}:{port}"
-        if parts.username is not None:
-            credentials = parts.username + (f":{parts.password}" if parts.password else "")
-            host = f"{credentials}@{host}"
-    path = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.path) or "/"
-    query = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), parts.query)
-    return urlunsplit((scheme, host, path, query, ""))
+        return parts.netloc.lower()
+    host = (parts.hostname or "").lower()
+    if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    if parts.username is not None:
+        credentials = parts.username + (f":{parts.password}" if parts.password else "")
+        host = f"{credentials}@{host}"
+    return host
+
+
+def _upper_percent_escapes(text: str) -> str:
+    if "%" not in text:
+        return text
+    return _PERCENT_ESCAPE.sub(lambda match: match.group(0).upper(), text)
 
 
 def article_id(url: str) -> str:

@@ -9,6 +9,20 @@ _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
 def normalise_text(text: str) -> str:
-    """NFC, zero-width characters removed, every whitespace run (NBSP included) to one space."""
-    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
+    """NFC, zero-width characters removed, every whitespace run (NBSP included) to one space.
+
+    ASCII text needs only the whitespace step, and the zero-width scan runs only when one of
+    those characters is present: this function runs on every block of every article.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+        if (
+            "\u200b" in text
+            or "\u200c" in text
+            or "\u200d" in text
+            or "\u2060" in text
+            or "\ufeff" in text
+            or "\u00ad" in text
+        ):
+            text = _ZERO_WIDTH.sub("", text)
     return " ".join(text.split())
