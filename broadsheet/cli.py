@@ -27,9 +27,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from broadsheet import object_store
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
 from broadsheet.progress import set_batch_listener
 from broadsheet.resolve import Outcome
+from broadsheet.runner import Runner
 
 if TYPE_CHECKING:
     from broadsheet.pipeline import RunSummary
@@ -64,17 +66,40 @@ def main() -> None:
 @app.command()
 def run(
     paths: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
-            help="Archive files or directories, walked recursively. Default: the bundled sample.",
+            help="Archive files or directories, walked recursively, or object-store prefixes "
+            "(s3://bucket/prefix). Default: the bundled sample.",
             show_default=False,
         ),
     ] = None,
     warehouse: Annotated[
-        Path,
-        typer.Option("--warehouse", "-w", help="Warehouse directory to write the tables into."),
-    ] = Path("warehouse"),
+        str,
+        typer.Option(
+            "--warehouse",
+            "-w",
+            help="Warehouse directory to write the tables into, or an object-store URL "
+            "(s3://bucket/prefix, written through a local working copy).",
+        ),
+    ] = "warehouse",
     batch_size: Annotated[int, typer.Option(min=1, help="Files parsed per Prefect task.")] = 500,
+    runner: Annotated[
+        Runner,
+        typer.Option(
+            help="Where parse tasks run: worker processes (one a core), threads of this "
+            "process, or a Dask cluster."
+        ),
+    ] = Runner.PROCESSES,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Parse workers (processes or threads); 0: one a core.")
+    ] = 0,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Scheduler of the Dask cluster for --runner dask, e.g. tcp://10.0.0.5:8786. "
+            "Default: a temporary local cluster."
+        ),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -88,8 +113,17 @@ def run(
 
     Re-runs are incremental: files the warehouse ledger shows unchanged are not read again.
     """
-    inputs = list(paths) if paths else [sample_input_dir()]
-    missing = [str(path) for path in inputs if not path.exists()]
+    inputs = list(paths) if paths else [str(sample_input_dir())]
+    try:
+        missing = [
+            path
+            for path in inputs
+            if not (
+                object_store.exists(path) if object_store.is_remote(path) else Path(path).exists()
+            )
+        ]
+    except object_store.ObjectStoreError as error:
+        _fail(str(error), EXIT_FATAL)
     if missing:
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
 
@@ -102,19 +136,28 @@ def run(
     )
 
     try:
-        target = open_warehouse(warehouse)
-        if not wait:
-            probe_lock(target)
+        if not object_store.is_remote(warehouse):
+            target = open_warehouse(warehouse)
+            if not wait:
+                probe_lock(target)
     except WarehouseBusyError as error:
         _fail(str(error), EXIT_BUSY)
     except WarehouseError as error:
         _fail(str(error), EXIT_FATAL)
-    from flows.ingest import ingest
+    from flows.ingest import RunnerUnavailableError, ingest_flow
 
+    try:
+        flow = ingest_flow(runner, workers, dask_address)
+    except RunnerUnavailableError as error:
+        _fail(str(error), EXIT_USAGE)
     started = time.perf_counter()
-    with _batch_progress():
-        summary = ingest([str(path) for path in inputs], str(warehouse), batch_size, wait)
-    _print_summary(summary, time.perf_counter() - started)
+    try:
+        with _batch_progress():
+            summary = flow(inputs, warehouse, batch_size, wait, runner.value, workers)
+    except (WarehouseError, object_store.ObjectStoreError) as error:
+        again = " (retryable: run again)" if getattr(error, "retryable", False) else ""
+        _fail(f"{error}{again}", EXIT_FATAL)
+    _print_summary(summary, time.perf_counter() - started, warehouse)
 
 
 @contextlib.contextmanager
@@ -162,7 +205,7 @@ _OUTCOME_LABELS = {
 }
 
 
-def _print_summary(summary: RunSummary, wall_seconds: float) -> None:
+def _print_summary(summary: RunSummary, wall_seconds: float, warehouse: str) -> None:
     _say(
         f"Run {summary.run_id} finished in {wall_seconds:.1f} s "
         f"({summary.seconds:.1f} s ingesting, the rest Prefect start-up and shutdown)."
@@ -176,7 +219,7 @@ def _print_summary(summary: RunSummary, wall_seconds: float) -> None:
         table.add_row(label, f"{summary.count(outcome):,}")
     table.add_row("files seen", f"{summary.files_seen:,}", style="bold")
     console.print(table)
-    root = summary.warehouse
+    root = warehouse.rstrip("/") if object_store.is_remote(warehouse) else str(summary.warehouse)
     _say(
         f"Tables in {root}: articles/ and article_versions/ (year=/month= partitions), "
         "rejects/, skips/, runs/, ledger/"

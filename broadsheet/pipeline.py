@@ -199,8 +199,13 @@ def run_ingest(
     batch_size: int = DEFAULT_BATCH_SIZE,
     wait: bool = False,
     map_batches: BatchMapper = map_in_process,
+    warehouse_name: str | None = None,
 ) -> RunSummary:
-    """Ingest the files under ``paths`` into the warehouse; see the module docstring."""
+    """Ingest the files under ``paths`` into the warehouse; see the module docstring.
+
+    ``warehouse_name`` is what the runs table records as the warehouse (the object-store URL
+    when ``warehouse_dir`` is its local working copy); by default the directory itself.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     clock = time.perf_counter()
@@ -267,7 +272,9 @@ def run_ingest(
         skips = _new_skips(
             warehouse, [(s.path, s.reason.value, s.detail) for s in discovery.skipped]
         )
-        run_row = _run_row(run_id, started_ms, paths, warehouse.root, batch_size, counts)
+        run_row = _run_row(
+            run_id, started_ms, paths, warehouse_name or str(warehouse.root), batch_size, counts
+        )
         committed = commit(
             warehouse,
             run_id,
@@ -360,13 +367,13 @@ def _run_row(
     run_id: str,
     started_ms: int,
     paths: Sequence[str],
-    root: Path,
+    warehouse_name: str,
     batch_size: int,
     counts: Counter[str],
 ) -> pa.Table:
     parameters = {
         "paths": [str(p) for p in paths],
-        "warehouse": str(root),
+        "warehouse": warehouse_name,
         "batch_size": batch_size,
     }
     row = {

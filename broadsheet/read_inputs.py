@@ -3,6 +3,8 @@
 Discovery is deterministic: paths in the order given, each directory walked recursively in
 sorted order. Hidden entries, non-regular files, symlinked directories and repeats of a file
 already listed are not read; each is returned as a ``SkippedPath`` so the run can record it.
+A path may also be an object-store URL (``s3://bucket/prefix``): every object under the prefix
+is listed, in key order, with the same hidden and repeat rules.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+from broadsheet import object_store
 
 
 class InputPathError(Exception):
@@ -59,12 +63,16 @@ class Discovery:
 
 def discover(paths: Sequence[Path | str]) -> Discovery:
     """Find the archive files under ``paths``; raise ``InputPathError`` if one does not exist."""
-    missing = [str(path) for path in paths if not os.path.lexists(path)]
+    missing = [str(path) for path in paths if not _exists(str(path))]
     if missing:
         raise InputPathError(f"input path does not exist: {', '.join(missing)}")
     discovery = Discovery()
     seen: set[tuple[int, int]] = set()
+    seen_urls: set[str] = set()
     for given in paths:
+        if object_store.is_remote(str(given)):
+            _list_remote(str(given), discovery, seen_urls)
+            continue
         for entry, entry_stat in _walk(Path(os.path.abspath(given)), discovery, top=True):
             identity = (entry_stat.st_dev, entry_stat.st_ino)
             if identity in seen:
@@ -81,6 +89,34 @@ def discover(paths: Sequence[Path | str]) -> Discovery:
                 InputFile(str(entry), entry_stat.st_size, entry_stat.st_mtime_ns)
             )
     return discovery
+
+
+def _exists(path: str) -> bool:
+    if object_store.is_remote(path):
+        return object_store.exists(path)
+    return os.path.lexists(path)
+
+
+def _list_remote(prefix: str, discovery: Discovery, seen: set[str]) -> None:
+    """The objects under an object-store prefix, with the same skip rules as a directory."""
+    base = prefix.rstrip("/")
+    for entry in object_store.list_objects(prefix):
+        relative = entry.url[len(base) :].strip("/")
+        if any(part.startswith(".") for part in relative.split("/")):
+            discovery.skipped.append(
+                SkippedPath(entry.url, SkipReason.HIDDEN, "hidden entry (name starts with '.')")
+            )
+        elif entry.url in seen:
+            discovery.skipped.append(
+                SkippedPath(
+                    entry.url,
+                    SkipReason.DUPLICATE_PATH,
+                    "the same object was already reached through another input path",
+                )
+            )
+        else:
+            seen.add(entry.url)
+            discovery.files.append(InputFile(entry.url, entry.size, entry.mtime_ns))
 
 
 def _walk(path: Path, discovery: Discovery, *, top: bool) -> Iterator[tuple[Path, os.stat_result]]:
@@ -132,6 +168,11 @@ def _walk(path: Path, discovery: Discovery, *, top: bool) -> Iterator[tuple[Path
 
 
 def read_input(path: str) -> bytes:
-    """The bytes of one input file."""
+    """The bytes of one input file or object."""
+    if object_store.is_remote(path):
+        try:
+            return object_store.read_bytes(path)
+        except object_store.ObjectStoreError as error:
+            raise OSError(str(error)) from error
     with open(path, "rb") as handle:
         return handle.read()

@@ -4,19 +4,28 @@ Parsing is batched (``batch_size`` files a task, never one task a file); each ta
 own Parquet, so only small per-file facts travel back to the flow. Everything else (the lock,
 the ledger, version resolution, the commit) is the same code a run without Prefect uses.
 Each run publishes Prefect artifacts: outcomes, feeds, reject reasons and a summary.
+
+Where the parse tasks run (``Runner``): ``processes`` (the default) runs each task's batch in
+a pool of worker processes, one per core, so parsing is not bound by one interpreter's GIL;
+``threads`` runs them in threads of the flow's process; ``dask`` hands the tasks to a Dask
+cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whichever runs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
-from prefect import flow, task
+from prefect import Flow, flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from broadsheet import object_store
 from broadsheet.pipeline import (
     DEFAULT_BATCH_SIZE,
     Batch,
@@ -26,13 +35,40 @@ from broadsheet.pipeline import (
     run_ingest,
 )
 from broadsheet.progress import batch_done
+from broadsheet.runner import Runner, default_workers
+from broadsheet.warehouse_sync import remote_warehouse
 
-DEFAULT_WORKERS = 2
+_process_workers = 0
+"""Worker processes the current run may start (0: parse in the task's own thread)."""
+_process_pool: ProcessPoolExecutor | None = None
+"""The worker processes of the current run, while its parse tasks run."""
+
+
+@contextmanager
+def _worker_processes(batches: int) -> Iterator[None]:
+    """Start worker processes for the parse tasks of a run, when there is more than one batch
+    to share between more than one worker. Spawned, not forked: the flow's process runs
+    threads, which fork does not copy safely."""
+    global _process_pool
+    workers = min(_process_workers, batches)
+    if workers < 2:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        _process_pool = pool
+        try:
+            yield
+        finally:
+            _process_pool = None
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE, retries=0)
 def parse_batch(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) -> BatchResult:
     """Parse a batch of files and stage their article rows as Parquet."""
+    pool = _process_pool
+    if pool is not None:
+        return pool.submit(parse_batch_files, batch, staging, run_id, ingested_at_ms).result()
     return parse_batch_files(batch, staging, run_id, ingested_at_ms)
 
 
@@ -40,32 +76,101 @@ def map_with_prefect_tasks(
     batches: Sequence[Batch], staging: str, run_id: str, ingested_at_ms: int
 ) -> list[BatchResult]:
     """Submit one ``parse-batch`` task a batch to the flow's task runner; keep batch order."""
-    futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
-    order = {id(future): index for index, future in enumerate(futures)}
-    results: dict[int, BatchResult] = {}
-    batch_done(0, len(futures))
-    for future in as_completed(futures):
-        results[order[id(future)]] = future.result()
-        batch_done(len(results), len(futures))
+    with _worker_processes(len(batches)):
+        futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
+        order = {id(future): index for index, future in enumerate(futures)}
+        results: dict[int, BatchResult] = {}
+        batch_done(0, len(futures))
+        for future in as_completed(futures):
+            results[order[id(future)]] = future.result()
+            batch_done(len(results), len(futures))
     return [results[index] for index in range(len(futures))]
 
 
-_TASK_RUNNER: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=DEFAULT_WORKERS)
+_DEFAULT_TASK_RUNNER: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=default_workers())
 
 
-@flow(name="ingest", log_prints=False, validate_parameters=False, task_runner=_TASK_RUNNER)
+@flow(
+    name="ingest",
+    log_prints=False,
+    validate_parameters=False,
+    task_runner=_DEFAULT_TASK_RUNNER,
+)
 def ingest(
     paths: Sequence[str],
     warehouse: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     wait: bool = False,
+    runner: str = Runner.PROCESSES.value,
+    workers: int = 0,
 ) -> RunSummary:
-    """Ingest archive files under ``paths`` into the warehouse at ``warehouse``."""
-    summary = run_ingest(
-        paths, warehouse, batch_size=batch_size, wait=wait, map_batches=map_with_prefect_tasks
-    )
+    """Ingest archive files under ``paths`` into the warehouse at ``warehouse``.
+
+    Paths and the warehouse may be object-store URLs (``s3://``); a remote warehouse is
+    written through a local working copy (``broadsheet.warehouse_sync``).
+
+    ``runner`` and ``workers`` say where parse tasks run (``workers`` 0: one a core); build
+    the flow with ``ingest_flow`` so that its task runner matches.
+    """
+    global _process_workers
+    workers = workers or default_workers()
+    _process_workers = workers if Runner(runner) is Runner.PROCESSES else 0
+    try:
+        if object_store.is_remote(warehouse):
+            with remote_warehouse(warehouse) as working_copy:
+                summary = run_ingest(
+                    paths,
+                    str(working_copy),
+                    batch_size=batch_size,
+                    wait=wait,
+                    map_batches=map_with_prefect_tasks,
+                    warehouse_name=warehouse,
+                )
+        else:
+            summary = run_ingest(
+                paths,
+                warehouse,
+                batch_size=batch_size,
+                wait=wait,
+                map_batches=map_with_prefect_tasks,
+            )
+    finally:
+        _process_workers = 0
     publish_artifacts(summary)
     return summary
+
+
+def ingest_flow(
+    runner: Runner = Runner.PROCESSES, workers: int = 0, dask_address: str | None = None
+) -> Flow[..., RunSummary]:
+    """The ``ingest`` flow with the task runner ``runner`` needs.
+
+    Processes and threads: a thread pool of ``workers`` task slots (in ``processes`` each slot
+    waits on a worker process). Dask: the cluster at ``dask_address`` (prefect-dask), or a
+    temporary local cluster when it is None.
+    """
+    return ingest.with_options(task_runner=_task_runner(runner, workers, dask_address))
+
+
+def _task_runner(runner: Runner, workers: int, dask_address: str | None) -> TaskRunner[Any]:
+    workers = workers or default_workers()
+    if runner is not Runner.DASK:
+        return ThreadPoolTaskRunner(max_workers=workers)
+    try:
+        from prefect_dask.task_runners import DaskTaskRunner
+    except ImportError as error:
+        raise RunnerUnavailableError(
+            "--runner dask needs prefect-dask: pip install 'broadsheet[dask]'"
+        ) from error
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+
+
+class RunnerUnavailableError(Exception):
+    """The chosen runner's optional dependency is not installed. Not retryable."""
+
+    retryable = False
 
 
 def publish_artifacts(summary: RunSummary) -> None:

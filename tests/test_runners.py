@@ -1,0 +1,96 @@
+"""Where parse tasks run: worker processes, threads and a Dask cluster give the same tables."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import flows.ingest
+from broadsheet.pipeline import RunSummary
+from broadsheet.runner import Runner
+from flows.ingest import ingest_flow
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+LINEAGE = ["run_id", "ingested_at"]
+
+
+def _tables(summary: RunSummary) -> dict[str, pl.DataFrame]:
+    """Every table of a run's warehouse, without the columns that name the run."""
+    root = summary.warehouse
+    tables = {}
+    for table in ("articles", "rejects", "ledger"):
+        frame = pl.read_parquet(root / table / "**" / "*.parquet", hive_partitioning=True)
+        tables[table] = frame.drop([c for c in LINEAGE if c in frame.columns])
+    return tables
+
+
+def _run(runner: Runner, sample: Path, warehouse: Path, **options: Any) -> RunSummary:
+    flow = ingest_flow(runner, 2, options.get("dask_address"))
+    return flow([str(sample)], str(warehouse), 4, False, runner.value, 2)
+
+
+@pytest.fixture(scope="module")
+def threads_tables(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _tables(_run(Runner.THREADS, sample_dir, tmp_path_factory.mktemp("threads")))
+
+
+class _CountingPool(ProcessPoolExecutor):
+    submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        type(self).submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_processes_parse_every_batch_in_worker_processes_with_the_same_result(
+    sample_dir: Path,
+    tmp_path: Path,
+    threads_tables: dict[str, pl.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flows.ingest, "ProcessPoolExecutor", _CountingPool)
+    _CountingPool.submitted = 0
+    summary = _run(Runner.PROCESSES, sample_dir, tmp_path)
+    assert _CountingPool.submitted == 6  # 23 files in batches of 4
+    assert summary.outcomes == {"article_written": 17, "rejected": 6}
+    for name, table in _tables(summary).items():
+        assert table.equals(threads_tables[name]), name
+
+
+def test_a_single_batch_is_parsed_without_starting_processes(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flows.ingest, "ProcessPoolExecutor", _CountingPool)
+    _CountingPool.submitted = 0
+    flow = ingest_flow(Runner.PROCESSES, 2)
+    summary = flow([str(sample_dir)], str(tmp_path), 500, False, "processes", 2)
+    assert summary.outcomes == {"article_written": 17, "rejected": 6}
+    assert _CountingPool.submitted == 0
+
+
+@pytest.mark.slow
+def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
+    sample_dir: Path, tmp_path: Path, threads_tables: dict[str, pl.DataFrame]
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        summary = _run(Runner.DASK, sample_dir, tmp_path, dask_address=cluster.scheduler_address)
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert sum(executed.values()) == 6  # one Dask task a parse batch, all on the cluster
+    assert summary.outcomes == {"article_written": 17, "rejected": 6}
+    for name, table in _tables(summary).items():
+        assert table.equals(threads_tables[name]), name
