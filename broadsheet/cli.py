@@ -29,6 +29,7 @@ from rich.table import Table
 
 from broadsheet import object_store
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
+from broadsheet.prefect_server import EarlyTemporaryServer, PrefectServerError
 from broadsheet.progress import set_batch_listener
 from broadsheet.resolve import Outcome
 from broadsheet.runner import Runner
@@ -82,7 +83,13 @@ def run(
             "(s3://bucket/prefix, written through a local working copy).",
         ),
     ] = "warehouse",
-    batch_size: Annotated[int, typer.Option(min=1, help="Files parsed per Prefect task.")] = 500,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Files parsed per Prefect task; 0: automatic (at least 500, at most 200 tasks).",
+        ),
+    ] = 0,
     runner: Annotated[
         Runner,
         typer.Option(
@@ -128,6 +135,24 @@ def run(
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
 
     apply_quiet_prefect_defaults()
+    server = EarlyTemporaryServer()
+    server.start()
+    try:
+        _run_flow(inputs, warehouse, batch_size, wait, runner, workers, dask_address, server)
+    finally:
+        server.stop()
+
+
+def _run_flow(
+    inputs: list[str],
+    warehouse: str,
+    batch_size: int,
+    wait: bool,
+    runner: Runner,
+    workers: int,
+    dask_address: str | None,
+    server: EarlyTemporaryServer,
+) -> None:
     from broadsheet.warehouse_commit import (
         WarehouseBusyError,
         WarehouseError,
@@ -150,6 +175,10 @@ def run(
         flow = ingest_flow(runner, workers, dask_address)
     except RunnerUnavailableError as error:
         _fail(str(error), EXIT_USAGE)
+    try:
+        server.wait_ready()
+    except PrefectServerError as error:
+        _fail(str(error), EXIT_FATAL)
     started = time.perf_counter()
     try:
         with _batch_progress():
@@ -373,7 +402,13 @@ def serve(
     warehouse: Annotated[
         Path, typer.Option("--warehouse", "-w", help="Warehouse directory to write.")
     ] = Path("warehouse"),
-    batch_size: Annotated[int, typer.Option(min=1, help="Files parsed per Prefect task.")] = 500,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Files parsed per Prefect task; 0: automatic (at least 500, at most 200 tasks).",
+        ),
+    ] = 0,
     name: Annotated[str, typer.Option(help="Name of the Prefect deployment.")] = (
         "broadsheet-ingest"
     ),

@@ -55,7 +55,17 @@ from broadsheet.warehouse_commit import (
 from schemas import LEDGER_SCHEMA, RUNS_SCHEMA
 from transforms import PARSER_VERSION, RejectError, RejectReason, parse_article
 
-DEFAULT_BATCH_SIZE = 500
+AUTOMATIC_BATCH_SIZE = 0
+"""``batch_size`` meaning: at least ``MIN_BATCH_SIZE`` files a task, and at most
+``MAX_PARSE_TASKS`` tasks a run (few task runs for Prefect to track, however large the run)."""
+DEFAULT_BATCH_SIZE = AUTOMATIC_BATCH_SIZE
+MIN_BATCH_SIZE = 500
+MAX_PARSE_TASKS = 200
+
+
+def automatic_batch_size(files: int) -> int:
+    """Files a parse task takes when ``batch_size`` is automatic."""
+    return max(MIN_BATCH_SIZE, -(-files // MAX_PARSE_TASKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +216,8 @@ def run_ingest(
     ``warehouse_name`` is what the runs table records as the warehouse (the object-store URL
     when ``warehouse_dir`` is its local working copy); by default the directory itself.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if batch_size < 0:
+        raise ValueError(f"batch_size must be 0 (automatic) or more, got {batch_size}")
     clock = time.perf_counter()
     started = datetime.now(UTC)
     started_ms = int(started.timestamp() * 1000)
@@ -223,6 +233,7 @@ def run_ingest(
         plan = plan_reads(discovery.files, ledger, PARSER_VERSION)
         staging = warehouse.staging_dir(run_id)
         staging.mkdir(parents=True, exist_ok=True)
+        batch_size = batch_size or automatic_batch_size(len(plan.to_read))
         batches = [
             Batch(index, tuple(plan.to_read[start : start + batch_size]))
             for index, start in enumerate(range(0, len(plan.to_read), batch_size))

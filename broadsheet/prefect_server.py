@@ -78,3 +78,97 @@ def prefect_api(log_file: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+class EarlyTemporaryServer:
+    """Prefect's temporary API server for one ``broadsheet run``, started before Prefect is
+    imported so that its start-up (seconds) overlaps the CLI's own imports.
+
+    It is the server Prefect's ephemeral mode would start (uvicorn serving Prefect's API app,
+    no UI, the ephemeral set of services, the database under ``PREFECT_HOME``), only started
+    earlier. Prefect reads ``PREFECT_API_URL`` when it is imported, so ``start`` sets it at
+    once; ``wait_ready`` then waits for the server to answer, and raises
+    ``PrefectServerError`` if it never does.
+    """
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Launch the server unless a Prefect API is configured or ephemeral mode is off."""
+        ephemeral = os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true").lower()
+        if os.environ.get("PREFECT_API_URL") or ephemeral in ("0", "false"):
+            return
+        port = _free_port()
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env={
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{port}/api"
+        os.environ["PREFECT_API_URL"] = self.url
+        os.environ.setdefault("PREFECT_UI_URL", "")  # no UI: no "View at" link to a dead page
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        """Return once the server answers its health check."""
+        if self._process is None or self.url is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not _healthy(self.url):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise PrefectServerError(
+                    "Prefect's temporary API server did not start; run again, or set "
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or PREFECT_API_URL"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server (if it was started) and forget its URL."""
+        if self._process is None:
+            return
+        _drain_prefect_queues()
+        if os.environ.get("PREFECT_API_URL") == self.url:
+            os.environ.pop("PREFECT_API_URL")
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+        self.url = None
+
+
+def _drain_prefect_queues() -> None:
+    """Send the logs and events Prefect still holds to the server before it stops (Prefect
+    would otherwise try at exit, find no server, and print an error)."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=5)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -47,29 +48,43 @@ def floor(corpus: Path) -> float:
     return time.perf_counter() - started
 
 
-def broadsheet_run(corpus: Path, warehouse: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB, the CLI process) of ``broadsheet run``."""
-    env = dict(os.environ)
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants (worker processes, Prefect's
+    temporary server), from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def broadsheet_run(corpus: Path, warehouse: Path, *extra: str) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS of the whole process tree (KiB) and the seconds the CLI reports
+    as ingesting (without Prefect start-up), of one ``broadsheet run``."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(BROADSHEET), "run", str(corpus), "--warehouse", str(warehouse)],
-        stdout=subprocess.DEVNULL,
+        [str(BROADSHEET), "run", str(corpus), "--warehouse", str(warehouse), *extra],
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=dict(os.environ, COLUMNS="200"),
     )
     peak = 0
-    status = Path(f"/proc/{process.pid}/status")
     while process.poll() is None:
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
+        peak = max(peak, _tree_rss_kib(process.pid))
         time.sleep(0.05)
+    wall = time.perf_counter() - started
+    output = process.stdout.read().decode() if process.stdout else ""
     if process.returncode != 0:
         raise RuntimeError(f"broadsheet run failed with exit code {process.returncode}")
-    return time.perf_counter() - started, peak
+    match = re.search(r"\(([0-9.]+) s ingesting", output)
+    return wall, peak, float(match.group(1)) if match else float("nan")
 
 
 def trafilatura_rate(corpus: Path, limit: int = 2000) -> float | None:
@@ -119,7 +134,7 @@ def main() -> None:
             floors.append(floor(corpus))
             warehouse = workdir / f"warehouse-{size}-{repeat}"
             shutil.rmtree(warehouse, ignore_errors=True)
-            wall, peak = broadsheet_run(corpus, warehouse)
+            wall, peak, _ = broadsheet_run(corpus, warehouse)
             runs.append(wall)
             peaks.append(peak)
             noops.append(broadsheet_run(corpus, warehouse)[0])
@@ -129,17 +144,51 @@ def main() -> None:
         print(
             f"{size:>8,} {size / floor_s:>13,.0f} {size / run_s:>11,.0f} "
             f"{floor_s / run_s:>10.2f} {run_s:>11.1f} {noop_s:>8.1f} {noop_s / run_s:>10.2f} "
-            f"{max(peaks) / 1024:>13.0f}"
+            f"{max(peaks) / 1024:>13.0f}",
+            flush=True,
         )
     if len(options.sizes) >= 2:
         small, large = sorted(options.sizes)[-2:]
         steady = (large - small) / (walls[large] - walls[small])
-        print(f"steady state ({small:,} -> {large:,} files): {steady:,.0f} docs/s")
+        floor_rate = large / floor(workdir / f"corpus-{large}")
+        print(
+            f"steady state ({small:,} -> {large:,} files): {steady:,.0f} docs/s, "
+            f"{steady / floor_rate:.2f} x the floor"
+        )
+    _fixed_cost_and_scaling(workdir, options.sizes[0], options.repeats)
     rate = trafilatura_rate(workdir / f"corpus-{options.sizes[0]}")
     if rate is None:
         print("trafilatura: not installed (pip install -e '.[bench]')")
     else:
         print(f"trafilatura on a 2,000-file subset: {rate:,.0f} docs/s")
+
+
+def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
+    """A 10-file run (wall, Prefect start-up included), and 1 against 2 worker processes on
+    the first corpus (the seconds the CLI reports as ingesting)."""
+    ten = workdir / "corpus-10"
+    if not ten.exists():
+        generate(ten, 10)
+    fixed = []
+    for repeat in range(repeats):
+        warehouse = workdir / f"warehouse-10-{repeat}"
+        shutil.rmtree(warehouse, ignore_errors=True)
+        fixed.append(broadsheet_run(ten, warehouse)[0])
+        shutil.rmtree(warehouse)
+    print(f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s")
+    corpus = workdir / f"corpus-{size}"
+    ingest: dict[int, list[float]] = {1: [], 2: []}
+    for repeat in range(repeats):
+        for workers in (1, 2):
+            warehouse = workdir / f"warehouse-w{workers}-{repeat}"
+            shutil.rmtree(warehouse, ignore_errors=True)
+            ingest[workers].append(broadsheet_run(corpus, warehouse, "--workers", str(workers))[2])
+            shutil.rmtree(warehouse)
+    one, two = statistics.median(ingest[1]), statistics.median(ingest[2])
+    print(
+        f"worker processes on {size:,} files (ingesting s): 1 worker {one:.1f} s, "
+        f"2 workers {two:.1f} s, speed-up {one / two:.2f} x"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import flows.ingest
-from broadsheet.pipeline import RunSummary
+from broadsheet.pipeline import MAX_PARSE_TASKS, RunSummary, automatic_batch_size
 from broadsheet.runner import Runner
 from flows.ingest import ingest_flow
 
@@ -94,3 +94,11 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
     assert summary.outcomes == {"article_written": 17, "rejected": 6}
     for name, table in _tables(summary).items():
         assert table.equals(threads_tables[name]), name
+
+
+@pytest.mark.parametrize(
+    ("files", "size"), [(0, 500), (23, 500), (100_000, 500), (100_001, 501), (500_000, 2_500)]
+)
+def test_automatic_batch_size_keeps_tasks_few_and_batches_sizeable(files: int, size: int) -> None:
+    assert automatic_batch_size(files) == size
+    assert -(-files // size) <= MAX_PARSE_TASKS
