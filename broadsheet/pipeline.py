@@ -27,6 +27,7 @@ from broadsheet.read_inputs import InputFile, discover, read_input
 from broadsheet.resolve import (
     RUN_OUTCOME_COLUMNS,
     Outcome,
+    Partition,
     StoredVersion,
     Version,
     plan_reads,
@@ -52,7 +53,7 @@ from broadsheet.warehouse_commit import (
     recover,
     warehouse_lock,
 )
-from schemas import LEDGER_SCHEMA, RUNS_SCHEMA
+from schemas import ARTICLES_PARTITION_COLUMNS, ARTICLES_SCHEMA, LEDGER_SCHEMA, RUNS_SCHEMA
 from transforms import PARSER_VERSION, RejectError, RejectReason, parse_article
 
 AUTOMATIC_BATCH_SIZE = 0
@@ -278,7 +279,7 @@ def run_ingest(
         counts[Outcome.UNCHANGED.value] += len(plan.unchanged)
         counts[Outcome.SKIPPED.value] += len(discovery.skipped)
 
-        new_rows = _new_rows(results, resolution.new_rows, resolution.outcomes)
+        incoming = _stage_incoming(results, resolution.new_rows, resolution.outcomes, staging)
         rejects = [reject for result in results for reject in result.rejects]
         skips = _new_skips(
             warehouse, [(s.path, s.reason.value, s.detail) for s in discovery.skipped]
@@ -290,7 +291,7 @@ def run_ingest(
             warehouse,
             run_id,
             CommitPlan(
-                new_rows=new_rows,
+                incoming=incoming.files,
                 removals=resolution.removals,
                 moves=resolution.moves,
                 log_rows={
@@ -302,7 +303,7 @@ def run_ingest(
                 file_metadata=file_metadata(run_id),
             ),
         )
-    feeds = Counter(feed or "(no feed)" for feed in new_rows.column("feed").to_pylist())
+    feeds = incoming.feeds
     reject_counts = Counter(reject.reason for reject in rejects)
     reject_examples: dict[str, list[str]] = {}
     for reject in rejects:
@@ -335,26 +336,99 @@ def _stored_versions_of(warehouse: Warehouse, versions: Sequence[Version]) -> li
     return stored
 
 
-def _new_rows(
-    results: Sequence[BatchResult], placement: dict[str, str], outcomes: dict[str, Outcome]
-) -> pa.Table:
-    """The staged rows of the versions to store, one per content hash, with their table."""
+@dataclass(frozen=True, slots=True)
+class IncomingRows:
+    """The new versions of a run, staged per partition, and how many came from each feed."""
+
+    files: dict[Partition, Path]
+    feeds: Counter[str]
+
+
+INCOMING_BUFFER_BYTES = 96 * 2**20
+"""Article rows ``_stage_incoming`` holds before writing some out: bounds its memory while
+keeping its writes few and large (a Parquet write costs about a millisecond however small)."""
+
+
+class _PartitionWriters:
+    """One temporary Parquet file per partition, written from a bounded buffer."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files: dict[Partition, Path] = {}
+        self._writers: dict[Partition, pq.ParquetWriter] = {}
+        self._buffers: dict[Partition, list[pa.Table]] = {}
+        self._buffered: dict[Partition, int] = {}
+
+    def add(self, partition: Partition, rows: pa.Table) -> None:
+        self._buffers.setdefault(partition, []).append(rows)
+        self._buffered[partition] = self._buffered.get(partition, 0) + rows.nbytes
+        if sum(self._buffered.values()) > INCOMING_BUFFER_BYTES:
+            for largest in sorted(self._buffered, key=self._buffered.__getitem__, reverse=True):
+                self._write(largest)
+                if sum(self._buffered.values()) <= INCOMING_BUFFER_BYTES // 2:
+                    break
+
+    def close(self) -> None:
+        for partition in list(self._buffers):
+            self._write(partition)
+        for writer in self._writers.values():
+            writer.close()
+
+    def _write(self, partition: Partition) -> None:
+        pieces = self._buffers.pop(partition, [])
+        self._buffered.pop(partition, None)
+        if not pieces:
+            return
+        writer = self._writers.get(partition)
+        if writer is None:
+            table, year, month = partition
+            self.files[partition] = self.directory / f"{table}-{year}-{month}.parquet"
+            self.directory.mkdir(parents=True, exist_ok=True)
+            writer = self._writers[partition] = pq.ParquetWriter(
+                self.files[partition], ARTICLES_SCHEMA, compression="lz4"
+            )
+        writer.write_table(pa.concat_tables(pieces))
+
+
+def _stage_incoming(
+    results: Sequence[BatchResult],
+    placement: dict[str, str],
+    outcomes: dict[str, Outcome],
+    staging: Path,
+) -> IncomingRows:
+    """Sort the staged rows of the versions to store into one Parquet file per partition,
+    one batch at a time (one version per content hash, with the table it goes to), so that
+    memory holds a bounded buffer of article rows, never the whole run."""
     stored_outcomes = {Outcome.ARTICLE_WRITTEN, Outcome.VERSION_SUPERSEDED}
-    tables = []
-    for result in results:
-        if result.staged_articles is None:
-            continue
-        staged = pq.read_table(result.staged_articles)
-        keep = [
-            outcomes.get(path) in stored_outcomes
-            for path in staged.column("source_path").to_pylist()
-        ]
-        tables.append(staged.filter(pa.array(keep, pa.bool_())))
-    if not tables:
-        return articles_table([], "").append_column("table", pa.array([], pa.string()))
-    rows = pa.concat_tables(tables)
-    table_names = [placement[digest] for digest in rows.column("content_sha256").to_pylist()]
-    return rows.append_column("table", pa.array(table_names, pa.string()))
+    writers = _PartitionWriters(staging / "incoming")
+    feeds: Counter[str] = Counter()
+    year_column, month_column = ARTICLES_PARTITION_COLUMNS
+    try:
+        for result in results:
+            if result.staged_articles is None:
+                continue
+            staged = pq.read_table(result.staged_articles)
+            keep = [
+                outcomes.get(path) in stored_outcomes
+                for path in staged.column("source_path").to_pylist()
+            ]
+            rows = staged.filter(pa.array(keep, pa.bool_()))
+            feeds.update(feed or "(no feed)" for feed in rows.column("feed").to_pylist())
+            groups: dict[Partition, list[int]] = {}
+            keys = zip(
+                (placement[digest] for digest in rows.column("content_sha256").to_pylist()),
+                rows.column(year_column).to_pylist(),
+                rows.column(month_column).to_pylist(),
+                strict=True,
+            )
+            for index, key in enumerate(keys):
+                groups.setdefault(key, []).append(index)
+            data = rows.drop_columns(list(ARTICLES_PARTITION_COLUMNS)).cast(ARTICLES_SCHEMA)
+            for partition, indices in groups.items():
+                writers.add(partition, data.take(indices))
+    finally:
+        writers.close()
+    return IncomingRows(writers.files, feeds)
 
 
 def _new_skips(

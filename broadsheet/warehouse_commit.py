@@ -239,8 +239,8 @@ def _epoch_ms(value: object) -> int:
 class CommitPlan:
     """Everything one run installs."""
 
-    new_rows: pa.Table
-    """New versions to store, articles columns plus year, month and ``table``."""
+    incoming: Mapping[Partition, Path]
+    """New versions to store: per partition, a staged Parquet file of articles rows."""
     removals: Mapping[Partition, set[str]]
     moves: Mapping[str, tuple[Partition, str]]
     log_rows: Mapping[str, pa.Table]
@@ -316,34 +316,25 @@ def _partition_changes(
     warehouse: Warehouse, plan: CommitPlan
 ) -> Iterator[tuple[Partition, pa.Table | None, pa.Table | None]]:
     """(partition, phase-one content or None, final content or None to delete) for each
-    partition the run touches. Phase one is the old content less the rows leaving it."""
-    additions: dict[Partition, list[pa.Table]] = {}
-    new_rows = plan.new_rows
-    if new_rows.num_rows:
-        keys = new_rows.select(["table", *ARTICLES_PARTITION_COLUMNS]).to_pylist()
-        groups: dict[Partition, list[int]] = {}
-        for index, key in enumerate(keys):
-            groups.setdefault((key["table"], key["year"], key["month"]), []).append(index)
-        data = new_rows.drop_columns(["table", *ARTICLES_PARTITION_COLUMNS])
-        for partition, indices in groups.items():
-            additions[partition] = [data.take(indices)]
-    current: dict[Partition, pa.Table | None] = {}
+    partition the run touches. Phase one is the old content less the rows leaving it.
+
+    Partitions are read one at a time (those that versions move out of once more, first, to
+    take the moving rows), so memory is bounded by the largest partition, not the run."""
+    moved: dict[Partition, list[pa.Table]] = {}
+    for source in sorted({source for source, _ in plan.moves.values()}):
+        rows = _read_partition(warehouse, source)
+        for content_hash, (origin, table) in sorted(plan.moves.items()):
+            if origin != source:
+                continue
+            if rows is None:
+                raise WarehouseError(f"version {content_hash} to move is missing from {source}")
+            taken = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
+            moved.setdefault((table, source[1], source[2]), []).append(taken)
     touched = (
-        set(plan.removals)
-        | set(additions)
-        | {(table, source[1], source[2]) for source, table in plan.moves.values()}
-        | set(_outdated_partitions(warehouse))
+        set(plan.removals) | set(plan.incoming) | set(moved) | set(_outdated_partitions(warehouse))
     )
-    for partition in touched:
-        current[partition] = _read_partition(warehouse, partition)
-    for content_hash, (source, table) in plan.moves.items():
-        rows = current[source]
-        if rows is None:
-            raise WarehouseError(f"version {content_hash} to move is missing from {source}")
-        moved = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
-        additions.setdefault((table, source[1], source[2]), []).append(moved)
     for partition in sorted(touched):
-        old = current[partition]
+        old = _read_partition(warehouse, partition)
         removed = plan.removals.get(partition, set())
         kept = old
         if old is not None and removed:
@@ -354,7 +345,10 @@ def _partition_changes(
             )
         before = _sorted(kept) if old is not None and removed else None
         pieces = [kept] if kept is not None else []
-        pieces += additions.get(partition, [])
+        if partition in plan.incoming:
+            incoming = pq.read_table(plan.incoming[partition], partitioning=None)
+            pieces.append(_conform(incoming, ARTICLES_SCHEMA))
+        pieces += moved.pop(partition, [])
         after = _sorted(pa.concat_tables(pieces)) if pieces else None
         if after is not None and after.num_rows == 0:
             after = None
