@@ -87,7 +87,7 @@ def run(
         int,
         typer.Option(
             min=0,
-            help="Files parsed per Prefect task; 0: automatic (at least 500, at most 200 tasks).",
+            help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
         ),
     ] = 0,
     runner: Annotated[
@@ -406,7 +406,7 @@ def serve(
         int,
         typer.Option(
             min=0,
-            help="Files parsed per Prefect task; 0: automatic (at least 500, at most 200 tasks).",
+            help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
         ),
     ] = 0,
     name: Annotated[str, typer.Option(help="Name of the Prefect deployment.")] = (

@@ -73,21 +73,19 @@ def discover(paths: Sequence[Path | str]) -> Discovery:
         if object_store.is_remote(str(given)):
             _list_remote(str(given), discovery, seen_urls)
             continue
-        for entry, entry_stat in _walk(Path(os.path.abspath(given)), discovery, top=True):
+        for entry, entry_stat in _walk(os.path.abspath(given), discovery):
             identity = (entry_stat.st_dev, entry_stat.st_ino)
             if identity in seen:
                 discovery.skipped.append(
                     SkippedPath(
-                        str(entry),
+                        entry,
                         SkipReason.DUPLICATE_PATH,
                         "the same file was already reached through another input path",
                     )
                 )
                 continue
             seen.add(identity)
-            discovery.files.append(
-                InputFile(str(entry), entry_stat.st_size, entry_stat.st_mtime_ns)
-            )
+            discovery.files.append(InputFile(entry, entry_stat.st_size, entry_stat.st_mtime_ns))
     return discovery
 
 
@@ -119,52 +117,55 @@ def _list_remote(prefix: str, discovery: Discovery, seen: set[str]) -> None:
             discovery.files.append(InputFile(entry.url, entry.size, entry.mtime_ns))
 
 
-def _walk(path: Path, discovery: Discovery, *, top: bool) -> Iterator[tuple[Path, os.stat_result]]:
-    if not top and path.name.startswith("."):
-        discovery.skipped.append(
-            SkippedPath(str(path), SkipReason.HIDDEN, "hidden entry (name starts with '.')")
-        )
-        return
-    try:
-        entry_stat = path.stat()
-    except OSError as error:
-        discovery.skipped.append(
-            SkippedPath(str(path), SkipReason.NOT_REGULAR_FILE, f"cannot stat: {error.strerror}")
-        )
-        return
-    if stat.S_ISDIR(entry_stat.st_mode):
-        if path.is_symlink() and not top:
+def _walk(top: str, discovery: Discovery) -> Iterator[tuple[str, os.stat_result]]:
+    """Regular files under ``top`` in sorted depth-first order, recording what is skipped.
+    Iterative, on plain strings: archives hold millions of files."""
+    pending = [(top, True)]
+    while pending:
+        path, is_top = pending.pop()
+        if not is_top and os.path.basename(path).startswith("."):
+            discovery.skipped.append(
+                SkippedPath(path, SkipReason.HIDDEN, "hidden entry (name starts with '.')")
+            )
+            continue
+        try:
+            entry_stat = os.stat(path)
+        except OSError as error:
+            discovery.skipped.append(
+                SkippedPath(path, SkipReason.NOT_REGULAR_FILE, f"cannot stat: {error.strerror}")
+            )
+            continue
+        if stat.S_ISREG(entry_stat.st_mode):
+            yield path, entry_stat
+        elif not stat.S_ISDIR(entry_stat.st_mode):
             discovery.skipped.append(
                 SkippedPath(
-                    str(path),
+                    path,
+                    SkipReason.NOT_REGULAR_FILE,
+                    "not a regular file (device, socket or FIFO)",
+                )
+            )
+        elif not is_top and os.path.islink(path):
+            discovery.skipped.append(
+                SkippedPath(
+                    path,
                     SkipReason.SYMLINKED_DIRECTORY,
                     "symlinked directory not followed (avoids cycles and double counting)",
                 )
             )
-            return
-        try:
-            children = sorted(os.listdir(path))
-        except OSError as error:
-            discovery.skipped.append(
-                SkippedPath(
-                    str(path),
-                    SkipReason.UNREADABLE_DIRECTORY,
-                    f"cannot list directory: {error.strerror}",
+        else:
+            try:
+                children = sorted(os.listdir(path))
+            except OSError as error:
+                discovery.skipped.append(
+                    SkippedPath(
+                        path,
+                        SkipReason.UNREADABLE_DIRECTORY,
+                        f"cannot list directory: {error.strerror}",
+                    )
                 )
-            )
-            return
-        for child in children:
-            yield from _walk(path / child, discovery, top=False)
-    elif stat.S_ISREG(entry_stat.st_mode):
-        yield path, entry_stat
-    else:
-        discovery.skipped.append(
-            SkippedPath(
-                str(path),
-                SkipReason.NOT_REGULAR_FILE,
-                "not a regular file (device, socket or FIFO)",
-            )
-        )
+                continue
+            pending.extend((os.path.join(path, child), False) for child in reversed(children))
 
 
 def read_input(path: str) -> bytes:

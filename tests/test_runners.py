@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import flows.ingest
-from broadsheet.pipeline import MAX_PARSE_TASKS, RunSummary, automatic_batch_size
+from broadsheet.pipeline import RunSummary, automatic_batch_size
 from broadsheet.runner import Runner
 from flows.ingest import ingest_flow
 
@@ -97,8 +97,9 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
 
 
 @pytest.mark.parametrize(
-    ("files", "size"), [(0, 500), (23, 500), (100_000, 500), (100_001, 501), (500_000, 2_500)]
+    ("files", "size"),
+    [(0, 500), (23, 500), (32_000, 500), (100_000, 1_563), (500_000, 5_000), (10**6, 5_000)],
 )
-def test_automatic_batch_size_keeps_tasks_few_and_batches_sizeable(files: int, size: int) -> None:
+def test_automatic_batch_size_keeps_tasks_few_and_batches_bounded(files: int, size: int) -> None:
     assert automatic_batch_size(files) == size
-    assert -(-files // size) <= MAX_PARSE_TASKS
+    assert -(-files // size) <= 200
