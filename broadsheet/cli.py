@@ -248,7 +248,10 @@ def _print_summary(summary: RunSummary, wall_seconds: float, warehouse: str) -> 
         table.add_row(label, f"{summary.count(outcome):,}")
     table.add_row("files seen", f"{summary.files_seen:,}", style="bold")
     console.print(table)
-    root = warehouse.rstrip("/") if object_store.is_remote(warehouse) else str(summary.warehouse)
+    root = str(summary.warehouse)
+    if object_store.is_remote(warehouse):
+        _say(f"Local working copy of {warehouse} (for query, show, runs and report): {root}")
+        root = warehouse.rstrip("/")
     _say(
         f"Tables in {root}: articles/ and article_versions/ (year=/month= partitions), "
         "rejects/, skips/, runs/, ledger/"

@@ -126,6 +126,7 @@ class EarlyTemporaryServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
         )
         self.url = f"http://127.0.0.1:{port}/api"
         os.environ["PREFECT_API_URL"] = self.url
@@ -172,3 +173,13 @@ def _drain_prefect_queues() -> None:
 
     for service in (APILogWorker, EventsWorker):
         service.drain_all(timeout=5)
+
+
+def _stop_with_parent() -> None:
+    """In the server's process, before it runs: have Linux send it SIGTERM when the CLI dies,
+    even by SIGKILL, so that no server outlives its run. (Runs before any thread exists.)"""
+    import ctypes
+    import signal
+
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGTERM)

@@ -46,12 +46,12 @@ _process_pool: ProcessPoolExecutor | None = None
 
 @contextmanager
 def _worker_processes(batches: int) -> Iterator[None]:
-    """Start worker processes for the parse tasks of a run, when there is more than one batch
-    to share between more than one worker. Spawned, not forked: the flow's process runs
-    threads, which fork does not copy safely."""
+    """Start worker processes for the parse tasks of a run that has more than one batch (a
+    single batch is parsed in the task's thread: starting a process would cost more).
+    Spawned, not forked: the flow's process runs threads, which fork does not copy safely."""
     global _process_pool
     workers = min(_process_workers, batches)
-    if workers < 2:
+    if workers < 1 or batches < 2:
         yield
         return
     context = multiprocessing.get_context("spawn")

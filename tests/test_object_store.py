@@ -180,3 +180,26 @@ def _contents(prefix: str) -> dict[str, str]:
         entry.url: _digest(object_store.read_bytes(entry.url))
         for entry in object_store.list_objects(prefix)
     }
+
+
+@pytest.mark.slow
+def test_cli_runs_on_s3_and_a_missing_prefix_exits_2(
+    s3_endpoint: str, sample_dir: Path, tmp_path: Path
+) -> None:
+    from tests.test_cli import NOISE, broadsheet
+
+    inputs = f"s3://{BUCKET}/cli-inputs"
+    _upload(sample_dir, inputs)
+    warehouse = f"s3://{BUCKET}/cli-warehouse"
+
+    result = broadsheet("run", inputs, "--warehouse", warehouse, cwd=tmp_path, home=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert not NOISE.search(result.stdout + result.stderr), result.stdout + result.stderr
+    assert f"Local working copy of {warehouse}" in result.stdout
+    assert f"{warehouse}/articles/**/*.parquet" in result.stdout
+    assert _remote_table(warehouse, "articles").height == 17
+
+    missing = broadsheet("run", f"s3://{BUCKET}/nothing-here", cwd=tmp_path, home=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: input path does not exist: s3://{BUCKET}/nothing-here"
