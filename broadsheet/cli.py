@@ -136,9 +136,12 @@ def run(
 
     apply_quiet_prefect_defaults()
     server = EarlyTemporaryServer()
+    started = time.perf_counter()
     server.start()
     try:
-        _run_flow(inputs, warehouse, batch_size, wait, runner, workers, dask_address, server)
+        _run_flow(
+            inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started
+        )
     finally:
         server.stop()
 
@@ -152,6 +155,7 @@ def _run_flow(
     workers: int,
     dask_address: str | None,
     server: EarlyTemporaryServer,
+    started: float,
 ) -> None:
     from broadsheet.warehouse_commit import (
         WarehouseBusyError,
@@ -179,7 +183,6 @@ def _run_flow(
         server.wait_ready()
     except PrefectServerError as error:
         _fail(str(error), EXIT_FATAL)
-    started = time.perf_counter()
     try:
         with _batch_progress():
             summary = flow(inputs, warehouse, batch_size, wait, runner.value, workers)
@@ -237,7 +240,7 @@ _OUTCOME_LABELS = {
 def _print_summary(summary: RunSummary, wall_seconds: float, warehouse: str) -> None:
     _say(
         f"Run {summary.run_id} finished in {wall_seconds:.1f} s "
-        f"({summary.seconds:.1f} s ingesting, the rest Prefect start-up and shutdown)."
+        f"({summary.seconds:.1f} s ingesting, the rest starting Prefect and its server)."
     )
     if summary.recovered_previous_commit:
         _say("It first completed the commit of an earlier run that had been interrupted.")
