@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -83,3 +85,52 @@ def test_every_command_has_help(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = broadsheet(*args, cwd=tmp_path, home=tmp_path / "prefect")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_prefect_server_started_by_run_dies_with_a_killed_cli(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    executable = Path(sys.executable).with_name("broadsheet")
+    cli = subprocess.Popen(
+        [str(executable), "run", "--warehouse", str(tmp_path / "warehouse")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    servers: list[int] = []
+    while not servers and time.monotonic() < deadline:
+        servers = [child for child in _children(cli.pid) if b"uvicorn" in _cmdline(child)]
+        time.sleep(0.05)
+    assert servers, "the CLI started no Prefect server"
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    status = Path(f"/proc/{servers[0]}/status")
+    deadline = time.monotonic() + 20
+    while _alive(status) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(status), "the Prefect server outlived the killed CLI"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(status: Path) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        return "zombie" not in status.read_text()
+    except FileNotFoundError:
+        return False
