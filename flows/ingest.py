@@ -13,6 +13,7 @@ cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whicheve
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -162,6 +163,7 @@ def _task_runner(runner: Runner, workers: int, dask_address: str | None) -> Task
         raise RunnerUnavailableError(
             "--runner dask needs prefect-dask: pip install 'broadsheet[dask]'"
         ) from error
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines read as noise
     if dask_address:
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,17 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
 def test_automatic_batch_size_keeps_tasks_few_and_batches_bounded(files: int, size: int) -> None:
     assert automatic_batch_size(files) == size
     assert -(-files // size) <= 200
+
+
+@pytest.mark.slow
+def test_cli_runs_on_a_temporary_dask_cluster_quietly(tmp_path: Path) -> None:
+    pytest.importorskip("prefect_dask")
+    from tests.test_cli import NOISE, broadsheet
+
+    result = broadsheet("run", "--runner", "dask", cwd=tmp_path, home=tmp_path / "prefect")
+
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert not NOISE.search(output), output
+    assert "distributed.scheduler" not in output
+    assert re.search(r"articles written\s*│\s*17", result.stdout)
