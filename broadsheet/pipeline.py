@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,12 +82,14 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """What reading one file gave: its hash and, if it parsed, its version."""
+    """What reading one file of a batch gave (in the batch's order): its hash and, if it
+    parsed, its article id and publication time. Small on purpose: one travels back from a
+    worker for every input file, and the flow keeps them until the commit."""
 
-    input_file: InputFile
     content_sha256: str | None
     unchanged: bool
-    version: Version | None
+    article_id: str | None = None
+    published_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
         input_file: InputFile, digest: str | None, reason: RejectReason, detail: str
     ) -> None:
         rejects.append(RejectRow(input_file.path, digest, reason.value, detail))
-        results.append(FileResult(input_file, digest, False, None))
+        results.append(FileResult(digest, False))
 
     for input_file, known_hash in batch.files:
         try:
@@ -159,7 +161,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             continue
         digest = hashlib.sha256(raw).hexdigest()
         if digest == known_hash:
-            results.append(FileResult(input_file, digest, True, None))
+            results.append(FileResult(digest, True))
             continue
         try:
             article = parse_article(raw)
@@ -175,20 +177,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             )
             continue
         rows.append(article_row(article, Lineage(input_file.path, digest, run_id, ingested_at_ms)))
-        results.append(
-            FileResult(
-                input_file,
-                digest,
-                False,
-                Version(
-                    digest,
-                    article.article_id,
-                    article.published_at_ms,
-                    PARSER_VERSION,
-                    input_file.path,
-                ),
-            )
-        )
+        results.append(FileResult(digest, False, article.article_id, article.published_at_ms))
     staged = None
     kill_point(f"batch-{batch.index}")
     if rows:
@@ -245,40 +234,44 @@ def run_ingest(
         results = map_batches(batches, str(staging), run_id, started_ms)
         kill_point("parsed")
 
-        read = [file for result in results for file in result.files]
-        versions = [file.version for file in read if file.version is not None]
+        versions = [
+            Version(
+                file.content_sha256, file.article_id, file.published_at_ms, PARSER_VERSION, path
+            )
+            for path, _, file in _files_read(batches, results)
+            if file.article_id is not None
+            and file.content_sha256 is not None
+            and file.published_at_ms is not None
+        ]
         stored = _stored_versions_of(warehouse, versions)
         resolution = resolve(versions, stored, PARSER_VERSION)
         kill_point("resolved")
 
-        outcomes: dict[str, str] = {}
-        ledger_rows = []
-        for file in read:
-            path = file.input_file.path
+        counts: Counter[str] = Counter()
+        ledger_columns: dict[str, list[object]] = {name: [] for name in LEDGER_SCHEMA.names}
+        for path, input_file, file in _files_read(batches, results):
             previous = ledger.get(path)
             if file.unchanged and previous is not None:
                 outcome, article = Outcome.UNCHANGED.value, previous.article_id
                 recorded = previous.outcome
-            elif file.version is None:
+            elif file.article_id is None:
                 outcome = recorded = Outcome.REJECTED.value
                 article = None
             else:
                 outcome = recorded = resolution.outcomes[path].value
-                article = file.version.article_id
-            outcomes[path] = outcome
-            ledger_rows.append(
-                {
-                    "source_path": path,
-                    "size": file.input_file.size,
-                    "mtime_ns": file.input_file.mtime_ns,
-                    "content_sha256": file.content_sha256,
-                    "parser_version": PARSER_VERSION,
-                    "outcome": recorded,
-                    "article_id": article,
-                    "run_id": run_id,
-                }
-            )
-        counts = Counter(outcomes.values())
+                article = file.article_id
+            counts[outcome] += 1
+            for name, value in (
+                ("source_path", path),
+                ("size", input_file.size),
+                ("mtime_ns", input_file.mtime_ns),
+                ("content_sha256", file.content_sha256),
+                ("parser_version", PARSER_VERSION),
+                ("outcome", recorded),
+                ("article_id", article),
+                ("run_id", run_id),
+            ):
+                ledger_columns[name].append(value)
         counts[Outcome.UNCHANGED.value] += len(plan.unchanged)
         counts[Outcome.SKIPPED.value] += len(discovery.skipped)
 
@@ -302,7 +295,7 @@ def run_ingest(
                     "skips": skips_table(skips, run_id, started_ms),
                     "runs": run_row,
                 },
-                ledger_rows=pa.Table.from_pylist(ledger_rows, schema=LEDGER_SCHEMA),
+                ledger_rows=pa.Table.from_pydict(ledger_columns, schema=LEDGER_SCHEMA),
                 file_metadata=file_metadata(run_id),
             ),
         )
@@ -324,6 +317,15 @@ def run_ingest(
         dict(reject_counts),
         reject_examples,
     )
+
+
+def _files_read(
+    batches: Sequence[Batch], results: Sequence[BatchResult]
+) -> Iterator[tuple[str, InputFile, FileResult]]:
+    """(path, input file, result) of every file the run read, in batch order."""
+    for batch, result in zip(batches, results, strict=True):
+        for (input_file, _), file in zip(batch.files, result.files, strict=True):
+            yield input_file.path, input_file, file
 
 
 def _stored_versions_of(warehouse: Warehouse, versions: Sequence[Version]) -> list[StoredVersion]:
