@@ -64,6 +64,15 @@ def main() -> None:
     """Broadsheet: news archives to analytics-ready Parquet."""
 
 
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
+    ),
+]
+
+
 @app.command()
 def run(
     paths: Annotated[
@@ -83,13 +92,7 @@ def run(
             "(s3://bucket/prefix, written through a local working copy).",
         ),
     ] = "warehouse",
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
-        ),
-    ] = 0,
+    batch_size: BatchSizeOption = 0,
     runner: Annotated[
         Runner,
         typer.Option(
@@ -408,13 +411,7 @@ def serve(
     warehouse: Annotated[
         Path, typer.Option("--warehouse", "-w", help="Warehouse directory to write.")
     ] = Path("warehouse"),
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
-        ),
-    ] = 0,
+    batch_size: BatchSizeOption = 0,
     name: Annotated[str, typer.Option(help="Name of the Prefect deployment.")] = (
         "broadsheet-ingest"
     ),
