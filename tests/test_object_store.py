@@ -66,6 +66,13 @@ def _upload(directory: Path, prefix: str) -> None:
             object_store.write_bytes(f"{prefix}/{key}", path.read_bytes())
 
 
+def _sample_on_s3(sample_dir: Path, name: str) -> tuple[str, str]:
+    """Upload the sample under its own prefix; return (inputs URL, warehouse URL) for a test."""
+    inputs = f"s3://{BUCKET}/{name}/inputs"
+    _upload(sample_dir, inputs)
+    return inputs, f"s3://{BUCKET}/{name}/warehouse"
+
+
 def _run(inputs: str, warehouse: str, runner: Runner = Runner.THREADS) -> RunSummary:
     return ingest_flow(runner, 2)([inputs], warehouse, 5, False, runner.value, 2)
 
@@ -81,9 +88,7 @@ def _remote_table(warehouse: str, table: str) -> pl.DataFrame:
 def test_s3_inputs_and_warehouse_give_the_tables_of_a_local_run(
     s3_endpoint: str, sample_dir: Path, tmp_path: Path
 ) -> None:
-    inputs = f"s3://{BUCKET}/inputs"
-    _upload(sample_dir, inputs)
-    warehouse = f"s3://{BUCKET}/warehouse"
+    inputs, warehouse = _sample_on_s3(sample_dir, "first")
 
     summary = _run(inputs, warehouse, Runner.PROCESSES)
     assert summary.outcomes == {"article_written": 17, "rejected": 6}
@@ -107,9 +112,7 @@ def test_s3_inputs_and_warehouse_give_the_tables_of_a_local_run(
 def test_s3_rerun_reads_nothing_and_pushes_only_the_runs_row(
     s3_endpoint: str, sample_dir: Path
 ) -> None:
-    inputs = f"s3://{BUCKET}/rerun-inputs"
-    _upload(sample_dir, inputs)
-    warehouse = f"s3://{BUCKET}/rerun-warehouse"
+    inputs, warehouse = _sample_on_s3(sample_dir, "rerun")
     _run(inputs, warehouse)
     before = _contents(warehouse)
 
@@ -123,13 +126,11 @@ def test_s3_rerun_reads_nothing_and_pushes_only_the_runs_row(
 
 
 def test_a_fresh_working_copy_pulls_the_remote_tables_first(
-    s3_endpoint: str, sample_dir: Path, tmp_path: Path
+    s3_endpoint: str, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inputs = f"s3://{BUCKET}/pull-inputs"
-    _upload(sample_dir, inputs)
-    warehouse = f"s3://{BUCKET}/pull-warehouse"
+    inputs, warehouse = _sample_on_s3(sample_dir, "pull")
     _run(inputs, warehouse)
-    os.environ["BROADSHEET_CACHE_DIR"] = str(tmp_path / "other-machine")
+    monkeypatch.setenv("BROADSHEET_CACHE_DIR", str(tmp_path / "other-machine"))
     assert not working_copy_dir(warehouse).exists()
 
     summary = _run(inputs, warehouse)
@@ -188,9 +189,7 @@ def test_cli_runs_on_s3_and_a_missing_prefix_exits_2(
 ) -> None:
     from tests.test_cli import NOISE, broadsheet
 
-    inputs = f"s3://{BUCKET}/cli-inputs"
-    _upload(sample_dir, inputs)
-    warehouse = f"s3://{BUCKET}/cli-warehouse"
+    inputs, warehouse = _sample_on_s3(sample_dir, "cli")
 
     result = broadsheet("run", inputs, "--warehouse", warehouse, cwd=tmp_path, home=tmp_path)
 
