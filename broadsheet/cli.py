@@ -187,7 +187,7 @@ def _run_flow(
     except PrefectServerError as error:
         _fail(str(error), EXIT_FATAL)
     try:
-        with _batch_progress():
+        with _batch_progress(), server.run_settings():
             summary = flow(inputs, warehouse, batch_size, wait, runner.value, workers)
     except (WarehouseError, object_store.ObjectStoreError) as error:
         again = " (retryable: run again)" if getattr(error, "retryable", False) else ""

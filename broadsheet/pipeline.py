@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +78,8 @@ class Batch:
 
     index: int
     files: tuple[tuple[InputFile, str | None], ...]
+    run_batches: int
+    """Batches in the whole run (for progress: a run of several waves maps several times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
     results: list[FileResult] = []
     rejects: list[RejectRow] = []
     rows = []
+    staged = _StagedArticles(Path(staging) / "articles" / f"batch-{batch.index:06d}.parquet")
 
     def reject(
         input_file: InputFile, digest: str | None, reason: RejectReason, detail: str
@@ -178,14 +181,39 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             continue
         rows.append(article_row(article, Lineage(input_file.path, digest, run_id, ingested_at_ms)))
         results.append(FileResult(digest, False, article.article_id, article.published_at_ms))
-    staged = None
+        if len(rows) >= STAGED_ROW_GROUP:
+            staged.write(articles_table(rows, run_id))
+            rows = []
     kill_point(f"batch-{batch.index}")
     if rows:
-        path = Path(staging) / "articles" / f"batch-{batch.index:06d}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(articles_table(rows, run_id), path, compression="zstd")
-        staged = str(path)
-    return BatchResult(tuple(results), tuple(rejects), staged)
+        staged.write(articles_table(rows, run_id))
+    return BatchResult(tuple(results), tuple(rejects), staged.close())
+
+
+STAGED_ROW_GROUP = 500
+"""Article rows a parse task holds before writing them out: bounds a worker's memory
+whatever the batch size."""
+
+
+class _StagedArticles:
+    """One batch's article rows, written to its staging file a row group at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, rows: pa.Table) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, rows.schema, compression="lz4")
+        self._writer.write_table(rows)
+
+    def close(self) -> str | None:
+        """The staged file, or None when the batch stored no article."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        return str(self.path)
 
 
 def map_in_process(
@@ -193,6 +221,37 @@ def map_in_process(
 ) -> list[BatchResult]:
     """Parse batches one after another in this process."""
     return [parse_batch_files(batch, staging, run_id, ingested_at_ms) for batch in batches]
+
+
+WAVE_FILES = 100_000
+"""Files a run reads, at most, between two commits. A larger run commits in waves: its
+memory is bounded by a wave rather than the run, and a run interrupted after a wave keeps
+what that wave committed (the next run reads only the rest)."""
+
+
+@dataclass(slots=True)
+class _RunTally:
+    """What the waves of one run add up to, for its runs row and its summary."""
+
+    counts: Counter[str]
+    feeds: Counter[str] = field(default_factory=Counter)
+    reject_counts: Counter[str] = field(default_factory=Counter)
+    reject_examples: dict[str, list[str]] = field(default_factory=dict)
+    committed: dict[Path, None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunContext:
+    """What every wave of one run shares."""
+
+    warehouse: Warehouse
+    run_id: str
+    started_ms: int
+    paths: Sequence[str]
+    warehouse_name: str
+    batch_size: int
+    run_batches: int
+    map_batches: BatchMapper
 
 
 def run_ingest(
@@ -203,17 +262,21 @@ def run_ingest(
     wait: bool = False,
     map_batches: BatchMapper = map_in_process,
     warehouse_name: str | None = None,
+    wave_files: int = WAVE_FILES,
 ) -> RunSummary:
     """Ingest the files under ``paths`` into the warehouse; see the module docstring.
 
     ``warehouse_name`` is what the runs table records as the warehouse (the object-store URL
     when ``warehouse_dir`` is its local working copy); by default the directory itself.
+    The files to read are committed in waves of ``wave_files`` (in path order); each wave
+    rewrites the run's row in the runs table with the counts so far.
     """
     if batch_size < 0:
         raise ValueError(f"batch_size must be 0 (automatic) or more, got {batch_size}")
+    if wave_files < 1:
+        raise ValueError(f"wave_files must be 1 or more, got {wave_files}")
     clock = time.perf_counter()
     started = datetime.now(UTC)
-    started_ms = int(started.timestamp() * 1000)
     run_id = new_run_id(started)
     warehouse = open_warehouse(warehouse_dir)
     holder = f"pid {os.getpid()}, run {run_id}, started {started:%Y-%m-%d %H:%M:%S} UTC"
@@ -222,101 +285,164 @@ def run_ingest(
         recovered = recover(warehouse)
         kill_point("recovered")
         discovery = discover(list(paths))
-        ledger = read_ledger(warehouse)
-        plan = plan_reads(discovery.files, ledger, PARSER_VERSION)
-        staging = warehouse.staging_dir(run_id)
-        staging.mkdir(parents=True, exist_ok=True)
-        batch_size = batch_size or automatic_batch_size(len(plan.to_read))
-        batches = [
-            Batch(index, tuple(plan.to_read[start : start + batch_size]))
-            for index, start in enumerate(range(0, len(plan.to_read), batch_size))
-        ]
-        results = map_batches(batches, str(staging), run_id, started_ms)
-        kill_point("parsed")
-
-        versions = [
-            Version(
-                file.content_sha256, file.article_id, file.published_at_ms, PARSER_VERSION, path
-            )
-            for path, _, file in _files_read(batches, results)
-            if file.article_id is not None
-            and file.content_sha256 is not None
-            and file.published_at_ms is not None
-        ]
-        stored = _stored_versions_of(warehouse, versions)
-        resolution = resolve(versions, stored, PARSER_VERSION)
-        kill_point("resolved")
-
-        counts: Counter[str] = Counter()
-        ledger_columns: dict[str, list[object]] = {name: [] for name in LEDGER_SCHEMA.names}
-        for path, input_file, file in _files_read(batches, results):
-            previous = ledger.get(path)
-            if file.unchanged and previous is not None:
-                outcome, article = Outcome.UNCHANGED.value, previous.article_id
-                recorded = previous.outcome
-            elif file.article_id is None:
-                outcome = recorded = Outcome.REJECTED.value
-                article = None
-            else:
-                outcome = recorded = resolution.outcomes[path].value
-                article = file.article_id
-            counts[outcome] += 1
-            for name, value in (
-                ("source_path", path),
-                ("size", input_file.size),
-                ("mtime_ns", input_file.mtime_ns),
-                ("content_sha256", file.content_sha256),
-                ("parser_version", PARSER_VERSION),
-                ("outcome", recorded),
-                ("article_id", article),
-                ("run_id", run_id),
-            ):
-                ledger_columns[name].append(value)
-        counts[Outcome.UNCHANGED.value] += len(plan.unchanged)
-        counts[Outcome.SKIPPED.value] += len(discovery.skipped)
-
-        incoming = _stage_incoming(results, resolution.new_rows, resolution.outcomes, staging)
-        rejects = [reject for result in results for reject in result.rejects]
-        skips = _new_skips(
-            warehouse, [(s.path, s.reason.value, s.detail) for s in discovery.skipped]
-        )
-        run_row = _run_row(
-            run_id, started_ms, paths, warehouse_name or str(warehouse.root), batch_size, counts
-        )
-        committed = commit(
+        skipped = discovery.skipped
+        plan = plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
+        del discovery  # the plan holds what is still needed of the files found
+        files_to_read = plan.to_read.num_rows
+        batch_size = batch_size or automatic_batch_size(files_to_read)
+        wave_starts = range(0, files_to_read, wave_files) or range(1)
+        context = _RunContext(
             warehouse,
             run_id,
-            CommitPlan(
-                incoming=incoming.files,
-                removals=resolution.removals,
-                moves=resolution.moves,
-                log_rows={
-                    "rejects": rejects_table(rejects, run_id, started_ms),
-                    "skips": skips_table(skips, run_id, started_ms),
-                    "runs": run_row,
-                },
-                ledger_rows=pa.Table.from_pydict(ledger_columns, schema=LEDGER_SCHEMA),
-                file_metadata=file_metadata(run_id),
-            ),
+            int(started.timestamp() * 1000),
+            paths,
+            warehouse_name or str(warehouse.root),
+            batch_size,
+            sum(-(-min(wave_files, files_to_read - s) // batch_size) for s in wave_starts),
+            map_batches,
         )
-    feeds = incoming.feeds
-    reject_counts = Counter(reject.reason for reject in rejects)
-    reject_examples: dict[str, list[str]] = {}
-    for reject in rejects:
-        examples = reject_examples.setdefault(reject.reason, [])
-        if len(examples) < 3:
-            examples.append(reject.source_path)
+        tally = _RunTally(
+            Counter(
+                {
+                    Outcome.UNCHANGED.value: plan.unchanged,
+                    Outcome.SKIPPED.value: len(skipped),
+                }
+            )
+        )
+        skips = _new_skips(warehouse, [(s.path, s.reason.value, s.detail) for s in skipped])
+        first_batch = 0
+        for start in wave_starts:
+            first_batch += _ingest_wave(
+                context, plan.to_read.slice(start, wave_files), first_batch, skips, tally
+            )
+            skips = []
     return RunSummary(
         run_id,
         warehouse.root,
-        {k: v for k, v in counts.items() if v},
+        {k: v for k, v in tally.counts.items() if v},
         time.perf_counter() - clock,
-        tuple(committed),
+        tuple(tally.committed),
         recovered,
-        dict(feeds),
-        dict(reject_counts),
-        reject_examples,
+        dict(tally.feeds),
+        dict(tally.reject_counts),
+        tally.reject_examples,
     )
+
+
+def _ingest_wave(
+    context: _RunContext,
+    wave: pa.Table,
+    first_batch: int,
+    skips: list[tuple[str, str, str]],
+    tally: _RunTally,
+) -> int:
+    """Read, parse, resolve and commit one wave of files (``READ_PLAN_COLUMNS``); add what
+    it did to ``tally``. Returns the number of batches it parsed."""
+    warehouse, run_id, batch_size = context.warehouse, context.run_id, context.batch_size
+    columns = wave.to_pydict()
+    files = [
+        (InputFile(path, size, mtime_ns), known)
+        for path, size, mtime_ns, known in zip(
+            columns["path"],
+            columns["size"],
+            columns["mtime_ns"],
+            columns["known_sha256"],
+            strict=True,
+        )
+    ]
+    recorded_before = {
+        path: (outcome, article)
+        for path, known, outcome, article in zip(
+            columns["path"],
+            columns["known_sha256"],
+            columns["previous_outcome"],
+            columns["previous_article_id"],
+            strict=True,
+        )
+        if known is not None
+    }
+    del columns
+    staging = warehouse.staging_dir(run_id)
+    staging.mkdir(parents=True, exist_ok=True)
+    batches = [
+        Batch(first_batch + number, tuple(files[start : start + batch_size]), context.run_batches)
+        for number, start in enumerate(range(0, len(files), batch_size))
+    ]
+    del files
+    results = context.map_batches(batches, str(staging), run_id, context.started_ms)
+    kill_point("parsed")
+
+    versions = [
+        Version(file.content_sha256, file.article_id, file.published_at_ms, PARSER_VERSION, path)
+        for path, _, file in _files_read(batches, results)
+        if file.article_id is not None
+        and file.content_sha256 is not None
+        and file.published_at_ms is not None
+    ]
+    stored = _stored_versions_of(warehouse, versions)
+    resolution = resolve(versions, stored, PARSER_VERSION)
+    kill_point("resolved")
+
+    counts = tally.counts
+    ledger_columns: dict[str, list[object]] = {name: [] for name in LEDGER_SCHEMA.names}
+    for path, input_file, file in _files_read(batches, results):
+        previous = recorded_before.get(path)
+        if file.unchanged and previous is not None:
+            outcome = Outcome.UNCHANGED.value
+            recorded, article = previous
+        elif file.article_id is None:
+            outcome = recorded = Outcome.REJECTED.value
+            article = None
+        else:
+            outcome = recorded = resolution.outcomes[path].value
+            article = file.article_id
+        counts[outcome] += 1
+        for name, value in (
+            ("source_path", path),
+            ("size", input_file.size),
+            ("mtime_ns", input_file.mtime_ns),
+            ("content_sha256", file.content_sha256),
+            ("parser_version", PARSER_VERSION),
+            ("outcome", recorded),
+            ("article_id", article),
+            ("run_id", run_id),
+        ):
+            ledger_columns[name].append(value)
+
+    incoming = _stage_incoming(results, resolution.new_rows, resolution.outcomes, staging)
+    rejects = [reject for result in results for reject in result.rejects]
+    tally.feeds.update(incoming.feeds)
+    for reject in rejects:
+        tally.reject_counts[reject.reason] += 1
+        examples = tally.reject_examples.setdefault(reject.reason, [])
+        if len(examples) < 3:
+            examples.append(reject.source_path)
+    run_row = _run_row(
+        run_id,
+        context.started_ms,
+        context.paths,
+        context.warehouse_name,
+        batch_size,
+        counts,
+    )
+    committed = commit(
+        warehouse,
+        run_id,
+        CommitPlan(
+            incoming=incoming.files,
+            removals=resolution.removals,
+            moves=resolution.moves,
+            log_rows={
+                "rejects": rejects_table(rejects, run_id, context.started_ms),
+                "skips": skips_table(skips, run_id, context.started_ms),
+                "runs": run_row,
+            },
+            ledger_rows=pa.Table.from_pydict(ledger_columns, schema=LEDGER_SCHEMA),
+            file_metadata=file_metadata(run_id),
+        ),
+    )
+    tally.committed.update(dict.fromkeys(committed))
+    return len(batches)
 
 
 def _files_read(

@@ -146,6 +146,20 @@ class EarlyTemporaryServer:
                 )
             time.sleep(0.05)
 
+    @contextlib.contextmanager
+    def run_settings(self) -> Iterator[None]:
+        """Prefect settings for a flow run on this server: no flow-run heartbeats. They let a
+        long-lived server mark runs whose process died as crashed; this server dies with the
+        run's process, so they would only delay the end of every run by up to a second
+        (Prefect joins their thread, which sleeps in one-second steps)."""
+        if self._process is None:
+            yield
+            return
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
     def stop(self) -> None:
         """Stop the server (if it was started) and forget its URL."""
         if self._process is None:

@@ -17,11 +17,14 @@ Pure: tables in, decisions out; no files. The rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from broadsheet.read_inputs import InputFile
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 ARTICLES = "articles"
 VERSIONS = "article_versions"
@@ -49,41 +52,54 @@ RUN_OUTCOME_COLUMNS: dict[Outcome, str] = {
 """The ``runs`` column counting each outcome; together they sum to ``files_seen``."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """What the warehouse remembers of one input path."""
-
-    size: int
-    mtime_ns: int
-    content_sha256: str | None
-    parser_version: str
-    outcome: str
-    article_id: str | None
+READ_PLAN_COLUMNS = (
+    "path",
+    "size",
+    "mtime_ns",
+    "known_sha256",
+    "previous_outcome",
+    "previous_article_id",
+)
+"""Columns of ``ReadPlan.to_read``: the discovered file, then what the ledger knows of it
+under the current parser version (null for a file it has not seen): the hash that would make
+the file unchanged, and the outcome and article recorded for it."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
-    """Files to read (with the hash that would make them unchanged) and files not to read."""
+    """Files to read (``READ_PLAN_COLUMNS``, sorted by path) and how many are not read."""
 
-    to_read: list[tuple[InputFile, str | None]]
-    unchanged: list[InputFile]
+    to_read: pa.Table
+    unchanged: int
 
 
-def plan_reads(
-    files: Sequence[InputFile], ledger: dict[str, LedgerEntry], parser_version: str
-) -> ReadPlan:
-    """Split discovered files into unchanged ones and ones to read, using the ledger."""
-    to_read: list[tuple[InputFile, str | None]] = []
-    unchanged: list[InputFile] = []
-    for input_file in files:
-        entry = ledger.get(input_file.path)
-        if entry is None or entry.parser_version != parser_version:
-            to_read.append((input_file, None))
-        elif (entry.size, entry.mtime_ns) == (input_file.size, input_file.mtime_ns):
-            unchanged.append(input_file)
-        else:
-            to_read.append((input_file, entry.content_sha256))
-    return ReadPlan(to_read, unchanged)
+def plan_reads(files: pa.Table, ledger: pa.Table | None, parser_version: str) -> ReadPlan:
+    """Split discovered files (path, size, mtime_ns) into unchanged ones and ones to read,
+    using the ledger. Columnar, so that an archive of millions of files plans in seconds and
+    in about the memory of its Arrow columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if ledger is None or ledger.num_rows == 0:
+        nulls = pa.nulls(files.num_rows, pa.string())
+        to_read = pa.table(
+            [*files.select(["path", "size", "mtime_ns"]).columns, nulls, nulls, nulls],
+            names=list(READ_PLAN_COLUMNS),
+        )
+        return ReadPlan(to_read.sort_by("path"), 0)
+    known = ledger.filter(pc.equal(ledger.column("parser_version"), parser_version)).select(
+        ["source_path", "size", "mtime_ns", "content_sha256", "outcome", "article_id"]
+    )
+    known = known.rename_columns(["path", "ledger_size", "ledger_mtime_ns", *READ_PLAN_COLUMNS[3:]])
+    joined = files.select(["path", "size", "mtime_ns"]).join(
+        known, keys="path", join_type="left outer"
+    )
+    same_stat = pc.and_(
+        pc.equal(joined.column("size"), joined.column("ledger_size")),
+        pc.equal(joined.column("mtime_ns"), joined.column("ledger_mtime_ns")),
+    ).fill_null(False)
+    to_read = joined.filter(pc.invert(same_stat)).select(list(READ_PLAN_COLUMNS))
+    return ReadPlan(to_read.sort_by("path"), joined.num_rows - to_read.num_rows)
 
 
 @dataclass(frozen=True, slots=True)

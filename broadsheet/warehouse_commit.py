@@ -22,6 +22,7 @@ next run (``recover``), which re-applies the swaps not yet done.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import json
@@ -37,7 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from broadsheet.fault_injection import kill_point
-from broadsheet.resolve import ARTICLES, VERSIONS, LedgerEntry, Partition, StoredVersion, Version
+from broadsheet.resolve import ARTICLES, VERSIONS, Partition, StoredVersion, Version
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
@@ -169,25 +170,9 @@ def recover(warehouse: Warehouse) -> bool:
     return rolled_forward
 
 
-def read_ledger(warehouse: Warehouse) -> dict[str, LedgerEntry]:
-    """The ledger as a dict by source path (empty for a new warehouse)."""
-    table = read_table(warehouse, "ledger")
-    if table is None:
-        return {}
-    columns = table.to_pydict()
-    return {
-        path: LedgerEntry(size, mtime, digest, parser, outcome, article)
-        for path, size, mtime, digest, parser, outcome, article in zip(
-            columns["source_path"],
-            columns["size"],
-            columns["mtime_ns"],
-            columns["content_sha256"],
-            columns["parser_version"],
-            columns["outcome"],
-            columns["article_id"],
-            strict=True,
-        )
-    }
+def read_ledger(warehouse: Warehouse) -> pa.Table | None:
+    """The ledger (None for a new warehouse)."""
+    return read_table(warehouse, "ledger")
 
 
 def read_stored_versions(
@@ -283,14 +268,15 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
             )
     ledger_path = warehouse.table_file("ledger")
     if plan.ledger_rows.num_rows or (ledger_path.exists() and _is_outdated(ledger_path)):
-        ledger = _upsert_ledger(warehouse, plan.ledger_rows)
         operations.append(
             (
-                _stage(ledger, staging / "ledger" / DATA_FILE, plan.file_metadata),
-                str(warehouse.table_file("ledger")),
+                _stage_ledger(
+                    warehouse, plan.ledger_rows, staging / "ledger" / DATA_FILE, plan.file_metadata
+                ),
+                str(ledger_path),
             )
         )
-    runs = _append(warehouse, "runs", plan.log_rows["runs"])
+    runs = _upsert_runs(warehouse, plan.log_rows["runs"])
     operations.append(
         (
             _stage(runs, staging / "runs" / DATA_FILE, plan.file_metadata),
@@ -433,13 +419,53 @@ def _append(warehouse: Warehouse, table: str, rows: pa.Table) -> pa.Table:
     return new if old is None else pa.concat_tables([old, new])
 
 
-def _upsert_ledger(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
-    new = _conform(rows, LEDGER_SCHEMA)
-    old = read_table(warehouse, "ledger")
-    if old is not None:
-        replaced = pc.is_in(old.column("source_path"), new.column("source_path"))
-        new = pa.concat_tables([old.filter(pc.invert(replaced)), new])
-    return new.sort_by([("source_path", "ascending")])
+def _upsert_runs(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
+    """The runs table with ``rows`` in place of earlier rows of the same runs: a run that
+    commits in waves rewrites its own row with its counts so far."""
+    new = _conform(rows, TABLE_SCHEMAS["runs"])
+    old = read_table(warehouse, "runs")
+    if old is None:
+        return new
+    replaced = pc.is_in(old.column("run_id"), new.column("run_id"))
+    return pa.concat_tables([old.filter(pc.invert(replaced)), new])
+
+
+LEDGER_READ_ROWS = 65_536
+"""Ledger rows ``_stage_ledger`` holds at a time while it merges a run's rows in."""
+
+
+def _stage_ledger(
+    warehouse: Warehouse, rows: pa.Table, path: Path, metadata: Mapping[bytes, bytes]
+) -> str:
+    """Stage the ledger with ``rows`` in place of the rows of the same paths, sorted by path.
+
+    Streamed: the stored ledger (sorted by path, as this function writes it) is read a slice
+    at a time and merged with the new rows, so memory holds one slice and the run's rows, not
+    the ledger of the whole archive. An unsorted ledger still loses and repeats no row."""
+    new = _conform(rows, LEDGER_SCHEMA).sort_by([("source_path", "ascending")])
+    new_paths = new.column("source_path")
+    ordered_paths = new_paths.to_pylist()
+    old_path = warehouse.table_file("ledger")
+    schema = LEDGER_SCHEMA.remove_metadata().with_metadata(dict(metadata))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with pq.ParquetWriter(path, schema, compression=_COMPRESSION) as writer:
+        if old_path.exists():
+            for batch in pq.ParquetFile(old_path).iter_batches(batch_size=LEDGER_READ_ROWS):
+                old = _conform(pa.Table.from_batches([batch]), LEDGER_SCHEMA)
+                if old.num_rows == 0:
+                    continue
+                kept = old.filter(pc.invert(pc.is_in(old.column("source_path"), new_paths)))
+                last = old.column("source_path")[-1].as_py()
+                upto = max(written, bisect.bisect_right(ordered_paths, last))
+                merged = pa.concat_tables([kept, new.slice(written, upto - written)])
+                writer.write_table(merged.sort_by([("source_path", "ascending")]))
+                written = upto
+        writer.write_table(new.slice(written))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    kill_point(f"staged:{staged_name(path)}")
+    return str(path)
 
 
 def _stage(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> str:

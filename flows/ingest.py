@@ -42,26 +42,34 @@ from broadsheet.warehouse_sync import remote_warehouse
 _process_workers = 0
 """Worker processes the current run may start (0: parse in the task's own thread)."""
 _process_pool: ProcessPoolExecutor | None = None
-"""The worker processes of the current run, while its parse tasks run."""
+"""The worker processes of the current run, started by its first map of two or more batches
+and kept for its later waves."""
 
 
 @contextmanager
-def _worker_processes(batches: int) -> Iterator[None]:
-    """Start worker processes for the parse tasks of a run that has more than one batch (a
-    single batch is parsed in the task's thread: starting a process would cost more).
-    Spawned, not forked: the flow's process runs threads, which fork does not copy safely."""
-    global _process_pool
-    workers = min(_process_workers, batches)
-    if workers < 1 or batches < 2:
+def _run_worker_processes(workers: int) -> Iterator[None]:
+    """Let the parse tasks of the run inside use up to ``workers`` worker processes (0: none);
+    stop them when the run ends."""
+    global _process_workers, _process_pool
+    _process_workers = workers
+    try:
         yield
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        _process_pool = pool
-        try:
-            yield
-        finally:
-            _process_pool = None
+    finally:
+        pool, _process_pool, _process_workers = _process_pool, None, 0
+        if pool is not None:
+            pool.shutdown()
+
+
+def _start_worker_processes(batches: int) -> None:
+    """Start the run's worker processes if it has more than one batch to map (a single batch
+    is parsed in the task's thread: starting a process would cost more). Spawned, not
+    forked: the flow's process runs threads, which fork does not copy safely."""
+    global _process_pool
+    if _process_pool is None and _process_workers >= 1 and batches >= 2:
+        _process_pool = ProcessPoolExecutor(
+            max_workers=min(_process_workers, batches),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE, retries=0)
@@ -77,14 +85,17 @@ def map_with_prefect_tasks(
     batches: Sequence[Batch], staging: str, run_id: str, ingested_at_ms: int
 ) -> list[BatchResult]:
     """Submit one ``parse-batch`` task a batch to the flow's task runner; keep batch order."""
-    with _worker_processes(len(batches)):
-        futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
-        order = {id(future): index for index, future in enumerate(futures)}
-        results: dict[int, BatchResult] = {}
-        batch_done(0, len(futures))
-        for future in as_completed(futures):
-            results[order[id(future)]] = future.result()
-            batch_done(len(results), len(futures))
+    if not batches:
+        return []
+    _start_worker_processes(len(batches))
+    futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
+    order = {id(future): index for index, future in enumerate(futures)}
+    results: dict[int, BatchResult] = {}
+    done_before, run_batches = batches[0].index, batches[0].run_batches
+    batch_done(done_before, run_batches)
+    for future in as_completed(futures):
+        results[order[id(future)]] = future.result()
+        batch_done(done_before + len(results), run_batches)
     return [results[index] for index in range(len(futures))]
 
 
@@ -113,10 +124,8 @@ def ingest(
     ``runner`` and ``workers`` say where parse tasks run (``workers`` 0: one a core); build
     the flow with ``ingest_flow`` so that its task runner matches.
     """
-    global _process_workers
     workers = workers or default_workers()
-    _process_workers = workers if Runner(runner) is Runner.PROCESSES else 0
-    try:
+    with _run_worker_processes(workers if Runner(runner) is Runner.PROCESSES else 0):
         if object_store.is_remote(warehouse):
             with remote_warehouse(warehouse) as working_copy:
                 summary = run_ingest(
@@ -135,8 +144,6 @@ def ingest(
                 wait=wait,
                 map_batches=map_with_prefect_tasks,
             )
-    finally:
-        _process_workers = 0
     publish_artifacts(summary)
     return summary
 

@@ -26,7 +26,7 @@ def test_walks_recursively_in_sorted_order_and_records_skips(tmp_path: Path) -> 
 
     discovery = discover([tmp_path, tmp_path / "a.md"])
 
-    assert [Path(f.path).relative_to(tmp_path).as_posix() for f in discovery.files] == [
+    assert [Path(f.path).relative_to(tmp_path).as_posix() for f in discovery.input_files()] == [
         "a.md",
         "b/10.md",
         "b/2.md",
@@ -48,8 +48,8 @@ def test_same_order_whatever_the_creation_order(tmp_path: Path) -> None:
         _touch(tmp_path / "x" / name)
     for name in names:
         _touch(tmp_path / "y" / name)
-    assert [Path(f.path).name for f in discover([tmp_path / "x"]).files] == [
-        Path(f.path).name for f in discover([tmp_path / "y"]).files
+    assert [Path(f.path).name for f in discover([tmp_path / "x"]).input_files()] == [
+        Path(f.path).name for f in discover([tmp_path / "y"]).input_files()
     ]
 
 

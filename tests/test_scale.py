@@ -1,0 +1,267 @@
+"""What keeps memory bounded at millions of files, and must not change any result: columnar
+discovery and planning, runs committed in waves, the streamed ledger merge, and parse tasks
+that write their rows a row group at a time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broadsheet import pipeline, warehouse_commit
+from broadsheet.fault_injection import KILL_POINT_VARIABLE
+from broadsheet.pipeline import RunSummary, run_ingest
+from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
+from broadsheet.warehouse_commit import open_warehouse
+from schemas import LEDGER_SCHEMA
+from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article
+
+LEDGER_IDENTITY = ["source_path", "size", "mtime_ns", "content_sha256", "article_id"]
+"""Ledger columns a run in waves must agree on with a run in one commit (the outcome may
+differ: a version stored by an early wave and superseded by a later one was written when
+its wave read it)."""
+
+
+@pytest.fixture
+def versions_dir(tmp_path: Path) -> Path:
+    """Articles whose versions, copies and rejects fall in different waves in path order."""
+    directory = tmp_path / "versions"
+    for index in range(5):
+        write_article(
+            directory,
+            f"a{index}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024 + index * 40 * DAY,
+            text=f"Story {index} «quoted» 🎉.",
+        )
+    write_article(
+        directory,
+        "z-newer.md",
+        url="https://news.example/0",
+        epoch_ms=JAN_2024 + 300 * DAY,
+        text="Story 0, later.",
+    )
+    write_article(
+        directory,
+        "m-older.md",
+        url="https://news.example/4",
+        epoch_ms=JAN_2024 - 30 * DAY,
+        text="Story 4, earlier.",
+    )
+    shutil.copy(directory / "a1.md", directory / "y-copy.md")
+    (directory / "n-empty.md").write_text("", encoding="utf-8")
+    return directory
+
+
+def _ledger(warehouse: Path, columns: list[str]) -> pl.DataFrame:
+    return pl.read_parquet(warehouse / "ledger" / "part-0.parquet").select(columns).sort(columns)
+
+
+def _runs(warehouse: Path) -> pl.DataFrame:
+    return pl.read_parquet(warehouse / "runs" / "part-0.parquet")
+
+
+def _assert_same_tables(left: Path, right: Path) -> None:
+    expected = snapshot(right)
+    for name, content in snapshot(left).items():
+        assert content.equals(expected[name]), name
+
+
+def _assert_runs_reconcile(runs: pl.DataFrame) -> None:
+    outcome_sums = runs.select(pl.sum_horizontal(list(RUN_OUTCOME_COLUMNS.values())))
+    assert outcome_sums.to_series().to_list() == runs.get_column("files_seen").to_list()
+
+
+def test_a_run_in_waves_ends_with_the_tables_of_one_commit(
+    tmp_path: Path, sample_dir: Path, versions_dir: Path
+) -> None:
+    paths = [str(sample_dir), str(versions_dir)]
+    whole: RunSummary = run_ingest(paths, str(tmp_path / "whole"), batch_size=4)
+    waves: RunSummary = run_ingest(paths, str(tmp_path / "waves"), batch_size=2, wave_files=3)
+
+    _assert_same_tables(waves.warehouse, whole.warehouse)
+    assert _ledger(waves.warehouse, LEDGER_IDENTITY).equals(
+        _ledger(whole.warehouse, LEDGER_IDENTITY)
+    )
+    assert waves.files_seen == whole.files_seen == 23 + 9
+    assert waves.reject_counts == whole.reject_counts
+    runs = _runs(waves.warehouse)
+    assert runs.height == 1
+    assert runs.get_column("files_seen").to_list() == [waves.files_seen]
+    _assert_runs_reconcile(runs)
+    for table in ("articles", "article_versions"):
+        for partition in (waves.warehouse / table).glob("year=*/month=*"):
+            assert [p.name for p in partition.iterdir()] == ["part-0.parquet"]
+    assert not any((waves.warehouse / "_staging").iterdir())
+
+
+def test_a_run_killed_between_waves_keeps_them_and_the_next_run_reads_the_rest(
+    tmp_path: Path, sample_dir: Path, versions_dir: Path
+) -> None:
+    paths = [str(sample_dir), str(versions_dir)]
+    reference = run_ingest(paths, str(tmp_path / "reference"))
+    warehouse = tmp_path / "killed"
+    script = (
+        "import sys\nfrom broadsheet.pipeline import run_ingest\n"
+        "run_ingest(sys.argv[2:], sys.argv[1], batch_size=1, wave_files=3)\n"
+    )
+    environment = {**os.environ, KILL_POINT_VARIABLE: "journal-removed"}
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(warehouse), *paths], env=environment, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+
+    runs = _runs(warehouse)
+    assert runs.height == 1
+    _assert_runs_reconcile(runs)
+    assert pl.read_parquet(warehouse / "ledger" / "part-0.parquet").height == 3
+
+    rest = run_ingest(paths, str(warehouse))
+    assert rest.count(Outcome.UNCHANGED) == 3
+    _assert_same_tables(warehouse, reference.warehouse)
+    assert _ledger(warehouse, LEDGER_IDENTITY).equals(_ledger(reference.warehouse, LEDGER_IDENTITY))
+    _assert_runs_reconcile(_runs(warehouse))
+
+
+def test_parse_tasks_writing_small_row_groups_stage_the_same_rows(
+    tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = run_ingest([str(sample_dir)], str(tmp_path / "whole"), batch_size=50)
+    monkeypatch.setattr(pipeline, "STAGED_ROW_GROUP", 2)
+    groups = run_ingest([str(sample_dir)], str(tmp_path / "groups"), batch_size=50)
+    _assert_same_tables(groups.warehouse, whole.warehouse)
+
+
+def _files(*rows: tuple[str, int, int]) -> pa.Table:
+    return pa.table(
+        {
+            "path": [row[0] for row in rows],
+            "size": pa.array([row[1] for row in rows], pa.int64()),
+            "mtime_ns": pa.array([row[2] for row in rows], pa.int64()),
+        }
+    )
+
+
+def _ledger_rows(*rows: Mapping[str, object]) -> pa.Table:
+    defaults: dict[str, object] = {
+        "parser_version": "9.9",
+        "outcome": "article_written",
+        "article_id": "id",
+        "run_id": "r",
+    }
+    return pa.Table.from_pylist([{**defaults, **row} for row in rows], schema=LEDGER_SCHEMA)
+
+
+def test_planning_reads_new_changed_and_reparsed_files_with_what_the_ledger_knows() -> None:
+    files = _files(("/in/new.md", 5, 1), ("/in/same.md", 7, 2), ("/in/touched.md", 9, 3))
+    files = pa.concat_tables([files, _files(("/in/old-parser.md", 4, 4))])
+    ledger = _ledger_rows(
+        {"source_path": "/in/same.md", "size": 7, "mtime_ns": 2, "content_sha256": "s"},
+        {"source_path": "/in/touched.md", "size": 9, "mtime_ns": 1, "content_sha256": "t"},
+        {"source_path": "/in/old-parser.md", "size": 4, "mtime_ns": 4, "content_sha256": "o"},
+        {"source_path": "/in/gone.md", "size": 1, "mtime_ns": 1, "content_sha256": "g"},
+    )
+    ledger = ledger.set_column(
+        ledger.schema.get_field_index("parser_version"),
+        "parser_version",
+        pa.array(["9.9", "9.9", "0.1", "9.9"]),
+    )
+
+    plan = plan_reads(files, ledger, "9.9")
+
+    assert plan.unchanged == 1
+    assert plan.to_read.column_names == list(READ_PLAN_COLUMNS)
+    assert plan.to_read.to_pylist() == [
+        {
+            "path": "/in/new.md",
+            "size": 5,
+            "mtime_ns": 1,
+            "known_sha256": None,
+            "previous_outcome": None,
+            "previous_article_id": None,
+        },
+        {
+            "path": "/in/old-parser.md",
+            "size": 4,
+            "mtime_ns": 4,
+            "known_sha256": None,
+            "previous_outcome": None,
+            "previous_article_id": None,
+        },
+        {
+            "path": "/in/touched.md",
+            "size": 9,
+            "mtime_ns": 3,
+            "known_sha256": "t",
+            "previous_outcome": "article_written",
+            "previous_article_id": "id",
+        },
+    ]
+    assert plan_reads(files, None, "9.9").to_read.column("path").to_pylist() == sorted(
+        files.column("path").to_pylist()
+    )
+
+
+_PATHS = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    old_paths=st.sets(_PATHS, max_size=25),
+    new_paths=st.sets(_PATHS, max_size=12),
+    slice_rows=st.integers(min_value=1, max_value=5),
+)
+def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
+    old_paths: set[str], new_paths: set[str], slice_rows: int
+) -> None:
+    def rows(paths: set[str], run_id: str) -> pa.Table:
+        return _ledger_rows(
+            *(
+                {
+                    "source_path": path,
+                    "size": len(path),
+                    "mtime_ns": 1,
+                    "content_sha256": None if "\r" in path else f"{run_id}:{path}",
+                    "run_id": run_id,
+                }
+                for path in paths
+            )
+        )
+
+    old, new = rows(old_paths, "old"), rows(new_paths, "new")
+    with tempfile.TemporaryDirectory() as directory:
+        warehouse = open_warehouse(Path(directory) / "warehouse")
+        stored = warehouse.table_file("ledger")
+        stored.parent.mkdir(parents=True)
+        pq.write_table(old.sort_by("source_path"), stored)
+        original = warehouse_commit.LEDGER_READ_ROWS
+        warehouse_commit.LEDGER_READ_ROWS = slice_rows
+        try:
+            staged = warehouse_commit._stage_ledger(
+                warehouse,
+                new,
+                warehouse.staging_dir("r") / "commit" / "ledger" / "part-0.parquet",
+                {b"k": b"v"},
+            )
+        finally:
+            warehouse_commit.LEDGER_READ_ROWS = original
+        merged = pq.read_table(staged)
+
+    expected = {row["source_path"]: row for row in old.to_pylist()}
+    expected.update({row["source_path"]: row for row in new.to_pylist()})
+    assert merged.to_pylist() == [expected[path] for path in sorted(expected)]
+    assert merged.schema.metadata == {b"k": b"v"}
