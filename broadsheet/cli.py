@@ -176,7 +176,10 @@ def _run_flow(
         _fail(str(error), EXIT_BUSY)
     except WarehouseError as error:
         _fail(str(error), EXIT_FATAL)
+    from broadsheet.pipeline import prefer_jemalloc
     from flows.ingest import RunnerUnavailableError, ingest_flow
+
+    prefer_jemalloc()
 
     try:
         flow = ingest_flow(runner, workers, dask_address)
@@ -430,8 +433,10 @@ def serve(
         with prefect_api(_prefect_home() / "broadsheet-server.log") as api_url:
             from prefect.schedules import Cron
 
+            from broadsheet.pipeline import prefer_jemalloc
             from flows.ingest import ingest
 
+            prefer_jemalloc()
             try:
                 schedule = Cron(cron, timezone="UTC")
             except ValueError as error:

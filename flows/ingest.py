@@ -42,34 +42,38 @@ from broadsheet.warehouse_sync import remote_warehouse
 _process_workers = 0
 """Worker processes the current run may start (0: parse in the task's own thread)."""
 _process_pool: ProcessPoolExecutor | None = None
-"""The worker processes of the current run, started by its first map of two or more batches
-and kept for its later waves."""
+"""The worker processes of the current run, while its parse tasks run."""
 
 
 @contextmanager
 def _run_worker_processes(workers: int) -> Iterator[None]:
-    """Let the parse tasks of the run inside use up to ``workers`` worker processes (0: none);
-    stop them when the run ends."""
-    global _process_workers, _process_pool
+    """Let the parse tasks of the run inside use up to ``workers`` worker processes (0: none)."""
+    global _process_workers
     _process_workers = workers
     try:
         yield
     finally:
-        pool, _process_pool, _process_workers = _process_pool, None, 0
-        if pool is not None:
-            pool.shutdown()
+        _process_workers = 0
 
 
-def _start_worker_processes(batches: int) -> None:
-    """Start the run's worker processes if it has more than one batch to map (a single batch
-    is parsed in the task's thread: starting a process would cost more). Spawned, not
-    forked: the flow's process runs threads, which fork does not copy safely."""
+@contextmanager
+def _worker_processes(batches: int) -> Iterator[None]:
+    """Start worker processes for the parse tasks of one wave that has more than one batch (a
+    single batch is parsed in the task's thread: starting a process would cost more), and
+    stop them before the wave's commit, which then has the memory to itself.
+    Spawned, not forked: the flow's process runs threads, which fork does not copy safely."""
     global _process_pool
-    if _process_pool is None and _process_workers >= 1 and batches >= 2:
-        _process_pool = ProcessPoolExecutor(
-            max_workers=min(_process_workers, batches),
-            mp_context=multiprocessing.get_context("spawn"),
-        )
+    workers = min(_process_workers, batches)
+    if workers < 1 or batches < 2:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        _process_pool = pool
+        try:
+            yield
+        finally:
+            _process_pool = None
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE, retries=0)
@@ -87,15 +91,15 @@ def map_with_prefect_tasks(
     """Submit one ``parse-batch`` task a batch to the flow's task runner; keep batch order."""
     if not batches:
         return []
-    _start_worker_processes(len(batches))
-    futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
-    order = {id(future): index for index, future in enumerate(futures)}
-    results: dict[int, BatchResult] = {}
     done_before, run_batches = batches[0].index, batches[0].run_batches
-    batch_done(done_before, run_batches)
-    for future in as_completed(futures):
-        results[order[id(future)]] = future.result()
-        batch_done(done_before + len(results), run_batches)
+    with _worker_processes(len(batches)):
+        futures = [parse_batch.submit(batch, staging, run_id, ingested_at_ms) for batch in batches]
+        order = {id(future): index for index, future in enumerate(futures)}
+        results: dict[int, BatchResult] = {}
+        batch_done(done_before, run_batches)
+        for future in as_completed(futures):
+            results[order[id(future)]] = future.result()
+            batch_done(done_before + len(results), run_batches)
     return [results[index] for index in range(len(futures))]
 
 

@@ -7,13 +7,15 @@ measures, alternating within each repeat: (a) the floor, reading every file and 
 it in this process; (b) a full ``broadsheet run`` into a new warehouse (a subprocess: wall
 time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the same warehouse.
 Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the ``bench``
-extra). Prints medians, the ratios, and the steady-state throughput between the two largest
-sizes (extra files per extra second of a full run).
+extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and between each
+two consecutive sizes the steady-state throughput (extra files per extra second of a full run)
+and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``) are reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import re
@@ -125,6 +127,7 @@ def main() -> None:
         f"{'run wall s':>11} {'no-op s':>8} {'no-op/run':>10} {'peak RSS MiB':>13}"
     )
     walls: dict[int, float] = {}
+    peak_rss: dict[int, float] = {}
     for size in options.sizes:
         corpus = workdir / f"corpus-{size}"
         if not corpus.exists():
@@ -141,19 +144,21 @@ def main() -> None:
             shutil.rmtree(warehouse)
         floor_s, run_s, noop_s = map(statistics.median, (floors, runs, noops))
         walls[size] = run_s
+        peak_rss[size] = statistics.median(peaks) / 1024
         print(
             f"{size:>8,} {size / floor_s:>13,.0f} {size / run_s:>11,.0f} "
             f"{floor_s / run_s:>10.2f} {run_s:>11.1f} {noop_s:>8.1f} {noop_s / run_s:>10.2f} "
-            f"{max(peaks) / 1024:>13.0f}",
+            f"{peak_rss[size]:>13.0f}",
             flush=True,
         )
-    if len(options.sizes) >= 2:
-        small, large = sorted(options.sizes)[-2:]
+    sizes = sorted(options.sizes)
+    for small, large in itertools.pairwise(sizes):
         steady = (large - small) / (walls[large] - walls[small])
         floor_rate = large / floor(workdir / f"corpus-{large}")
+        growth = peak_rss[large] / peak_rss[small]
         print(
-            f"steady state ({small:,} -> {large:,} files): {steady:,.0f} docs/s, "
-            f"{steady / floor_rate:.2f} x the floor"
+            f"{small:,} -> {large:,} files: steady state {steady:,.0f} docs/s, "
+            f"{steady / floor_rate:.2f} x the floor; peak RSS x{growth:.2f}"
         )
     _fixed_cost_and_scaling(workdir, options.sizes[0], options.repeats)
     rate = trafilatura_rate(workdir / f"corpus-{options.sizes[0]}")

@@ -265,3 +265,29 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
     expected.update({row["source_path"]: row for row in new.to_pylist()})
     assert merged.to_pylist() == [expected[path] for path in sorted(expected)]
     assert merged.schema.metadata == {b"k": b"v"}
+
+
+def test_the_cli_prefers_an_allocator_that_returns_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(pipeline.ARROW_POOL_VARIABLE, "")  # restored after the test
+    original = pa.default_memory_pool()
+    try:
+        pipeline.prefer_jemalloc()
+        try:
+            pa.jemalloc_memory_pool()
+        except NotImplementedError:
+            assert pa.default_memory_pool().backend_name == original.backend_name
+        else:
+            assert pa.default_memory_pool().backend_name == "jemalloc"
+            assert os.environ[pipeline.ARROW_POOL_VARIABLE] == "jemalloc"
+    finally:
+        pa.set_memory_pool(original)
+
+
+def test_a_chosen_arrow_allocator_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(pipeline.ARROW_POOL_VARIABLE, "system")
+    original = pa.default_memory_pool()
+    pipeline.prefer_jemalloc()
+    assert pa.default_memory_pool().backend_name == original.backend_name
+    assert os.environ[pipeline.ARROW_POOL_VARIABLE] == "system"
