@@ -240,17 +240,12 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
     staging = warehouse.staging_dir(run_id) / "commit"
     phase_one: list[tuple[str, str]] = []
     finals: list[tuple[str, str]] = []
-    for partition, before, after in _partition_changes(warehouse, plan):
-        target = str(warehouse.partition_file(partition))
-        relative = warehouse.partition_file(partition).relative_to(warehouse.root)
-        if before is not None:
-            phase_one.append(
-                (_stage(before, staging / "phase-1" / relative, plan.file_metadata), target)
-            )
-        if after is None:
-            finals.append(("", target))
-        elif before is None or after.num_rows != before.num_rows:
-            finals.append((_stage(after, staging / "final" / relative, plan.file_metadata), target))
+    for change in _partition_changes(warehouse, plan, staging):
+        target = str(warehouse.partition_file(change.partition))
+        if change.before is not None:
+            phase_one.append((change.before, target))
+        if change.after is not None or change.before is None:
+            finals.append((change.after or "", target))
     operations: list[tuple[str, str]] = []
     for table in (VERSIONS, ARTICLES):
         operations += [op for op in phase_one if _table_of(warehouse, op[1]) == table]
@@ -298,51 +293,139 @@ def _table_of(warehouse: Warehouse, target: str) -> str:
     return Path(target).relative_to(warehouse.root).parts[0]
 
 
-def _partition_changes(
-    warehouse: Warehouse, plan: CommitPlan
-) -> Iterator[tuple[Partition, pa.Table | None, pa.Table | None]]:
-    """(partition, phase-one content or None, final content or None to delete) for each
-    partition the run touches. Phase one is the old content less the rows leaving it.
+PARTITION_READ_ROWS = 1_024
+"""Rows of a stored partition the commit holds at a time while it rewrites the partition."""
 
-    Partitions are read one at a time (those that versions move out of once more, first, to
-    take the moving rows), so memory is bounded by the largest partition, not the run."""
+
+@dataclass(frozen=True, slots=True)
+class _PartitionChange:
+    """The staged files that change one partition. ``before``: its old content less the rows
+    leaving it (phase one; None when no row leaves). ``after``: its final content; None when
+    the partition is deleted, or when phase one already installs the final content."""
+
+    partition: Partition
+    before: str | None
+    after: str | None
+
+
+def _partition_changes(
+    warehouse: Warehouse, plan: CommitPlan, staging: Path
+) -> Iterator[_PartitionChange]:
+    """Stage the files of every partition the run touches, one partition at a time.
+
+    A stored partition is streamed a slice at a time and merged with its new rows (both
+    sorted), so memory holds one slice and the run's new rows for that partition, not the
+    partition, which grows with the archive."""
     moved: dict[Partition, list[pa.Table]] = {}
     for source in sorted({source for source, _ in plan.moves.values()}):
-        rows = _read_partition(warehouse, source)
-        for content_hash, (origin, table) in sorted(plan.moves.items()):
-            if origin != source:
-                continue
-            if rows is None:
-                raise WarehouseError(f"version {content_hash} to move is missing from {source}")
+        path = warehouse.partition_file(source)
+        leaving = sorted(h for h, (origin, _) in plan.moves.items() if origin == source)
+        if not path.exists():
+            raise WarehouseError(f"version {leaving[0]} to move is missing from {source}")
+        rows = _conform(
+            pq.read_table(
+                path, partitioning=None, filters=pc.field("content_sha256").isin(leaving)
+            ),
+            ARTICLES_SCHEMA,
+        )
+        for content_hash in leaving:
+            _, table = plan.moves[content_hash]
             taken = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
             moved.setdefault((table, source[1], source[2]), []).append(taken)
     touched = (
         set(plan.removals) | set(plan.incoming) | set(moved) | set(_outdated_partitions(warehouse))
     )
     for partition in sorted(touched):
-        old = _read_partition(warehouse, partition)
-        removed = plan.removals.get(partition, set())
-        kept = old
-        if old is not None and removed:
-            kept = old.filter(
-                pc.invert(
-                    pc.is_in(old.column("content_sha256"), pa.array(sorted(removed), pa.string()))
-                )
-            )
-        before = _sorted(kept) if old is not None and removed else None
-        pieces = [kept] if kept is not None else []
+        pieces = moved.pop(partition, [])
         if partition in plan.incoming:
             incoming = pq.read_table(plan.incoming[partition], partitioning=None)
-            pieces.append(_conform(incoming, ARTICLES_SCHEMA))
-        pieces += moved.pop(partition, [])
-        after = _sorted(pa.concat_tables(pieces)) if pieces else None
-        if after is not None and after.num_rows == 0:
-            after = None
-        if before is not None and before.num_rows == 0:
-            before = None if after is None else before
-        if after is None and old is None:
-            continue
-        yield partition, before, after
+            pieces.insert(0, _conform(incoming, ARTICLES_SCHEMA))
+        change = _stage_partition(
+            warehouse,
+            partition,
+            _sorted(pa.concat_tables(pieces)) if pieces else None,
+            plan.removals.get(partition, set()),
+            staging,
+            plan.file_metadata,
+        )
+        if change is not None:
+            yield change
+
+
+def _stage_partition(
+    warehouse: Warehouse,
+    partition: Partition,
+    new: pa.Table | None,
+    removed: set[str],
+    staging: Path,
+    metadata: Mapping[bytes, bytes],
+) -> _PartitionChange | None:
+    """Stage one partition: its stored rows less ``removed``, merged with ``new``."""
+    path = warehouse.partition_file(partition)
+    if not path.exists() and new is None:
+        return None
+    relative = path.relative_to(warehouse.root)
+    schema = ARTICLES_SCHEMA.remove_metadata().with_metadata(dict(metadata))
+    after_path = staging / "final" / relative
+    before_path = staging / "phase-1" / relative if path.exists() and removed else None
+    new_keys = [] if new is None else _sort_keys(new)
+    written = before_rows = after_rows = 0
+    with contextlib.ExitStack() as files:
+        after = files.enter_context(_staged_writer(after_path, schema))
+        before = files.enter_context(_staged_writer(before_path, schema)) if before_path else None
+        if path.exists():
+            leaving = pa.array(sorted(removed), pa.string())
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=PARTITION_READ_ROWS):
+                old = _conform(pa.Table.from_batches([batch]), ARTICLES_SCHEMA)
+                if old.num_rows == 0:
+                    continue
+                kept = old.filter(pc.invert(pc.is_in(old.column("content_sha256"), leaving)))
+                if before is not None and kept.num_rows:
+                    before.write_table(kept)
+                    before_rows += kept.num_rows
+                last = tuple(old.column(name)[-1].as_py() for name, _ in _SORT_KEYS)
+                upto = max(written, bisect.bisect_right(new_keys, last))
+                if new is not None and upto > written:
+                    kept = _sorted(pa.concat_tables([kept, new.slice(written, upto - written)]))
+                if kept.num_rows:
+                    after.write_table(kept)
+                    after_rows += kept.num_rows
+                written = upto
+        if new is not None and new.num_rows > written:
+            after.write_table(new.slice(written))
+            after_rows += new.num_rows - written
+    if after_rows == 0 and not path.exists():
+        after_path.unlink()
+        return None
+    staged_before = _finish_staged(before_path) if before_path else None
+    if after_rows == 0 or (before_path is not None and after_rows == before_rows):
+        after_path.unlink()
+        if after_rows == 0 and before_rows == 0 and staged_before is not None:
+            Path(staged_before).unlink()
+            staged_before = None
+        return _PartitionChange(partition, staged_before, None)
+    return _PartitionChange(partition, staged_before, _finish_staged(after_path))
+
+
+def _sort_keys(table: pa.Table) -> list[tuple[object, ...]]:
+    """Each row's sort key (``_SORT_KEYS``) as a tuple, in the table's order."""
+    columns = [table.column(name).to_pylist() for name, _ in _SORT_KEYS]
+    return list(zip(*columns, strict=True))
+
+
+@contextlib.contextmanager
+def _staged_writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(path, schema, compression=_COMPRESSION) as writer:
+        yield writer
+
+
+def _finish_staged(path: Path) -> str:
+    """Make a staged file durable before any journal can name it."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    kill_point(f"staged:{staged_name(path)}")
+    return str(path)
 
 
 def _outdated_partitions(warehouse: Warehouse) -> Iterator[Partition]:
@@ -363,13 +446,6 @@ def _is_outdated(path: Path) -> bool:
 
 def _sorted(table: pa.Table) -> pa.Table:
     return table.sort_by(_SORT_KEYS)
-
-
-def _read_partition(warehouse: Warehouse, partition: Partition) -> pa.Table | None:
-    path = warehouse.partition_file(partition)
-    if not path.exists():
-        return None
-    return _conform(pq.read_table(path, partitioning=None), ARTICLES_SCHEMA)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
