@@ -3,7 +3,8 @@
 ``run_ingest`` takes the warehouse lock, rolls forward any half-applied commit, discovers the
 inputs, skips what the ledger shows unchanged, parses the rest in batches through the given
 ``map_batches`` (Prefect tasks in ``flows.ingest``; a plain loop in tests), decides where
-every version belongs (``broadsheet.resolve``) and commits (``broadsheet.warehouse_commit``).
+every version belongs (``broadsheet.resolve``) and commits (``broadsheet.warehouse_commit``),
+in waves of at most ``WAVE_FILES`` files so that its memory does not grow with the archive.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 from broadsheet.fault_injection import kill_point
 from broadsheet.read_inputs import InputFile, discover, read_input
 from broadsheet.resolve import (
+    READ_PLAN_COLUMNS,
     RUN_OUTCOME_COLUMNS,
     Outcome,
     Partition,
@@ -361,29 +363,15 @@ def _ingest_wave(
     """Read, parse, resolve and commit one wave of files (``READ_PLAN_COLUMNS``); add what
     it did to ``tally``. Returns the number of batches it parsed."""
     warehouse, run_id, batch_size = context.warehouse, context.run_id, context.batch_size
+    files: list[tuple[InputFile, str | None]] = []
+    recorded_before: dict[str, tuple[str, str | None]] = {}
     columns = wave.to_pydict()
-    files = [
-        (InputFile(path, size, mtime_ns), known)
-        for path, size, mtime_ns, known in zip(
-            columns["path"],
-            columns["size"],
-            columns["mtime_ns"],
-            columns["known_sha256"],
-            strict=True,
-        )
-    ]
-    recorded_before = {
-        path: (outcome, article)
-        for path, known, outcome, article in zip(
-            columns["path"],
-            columns["known_sha256"],
-            columns["previous_outcome"],
-            columns["previous_article_id"],
-            strict=True,
-        )
-        if known is not None
-    }
-    del columns
+    for path, size, mtime_ns, known, outcome, article in zip(
+        *(columns.pop(name) for name in READ_PLAN_COLUMNS), strict=True
+    ):
+        files.append((InputFile(path, size, mtime_ns), known))
+        if known is not None:
+            recorded_before[path] = (outcome, article)
     staging = warehouse.staging_dir(run_id)
     staging.mkdir(parents=True, exist_ok=True)
     batches = [
