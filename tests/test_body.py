@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from transforms import (
     DiscardReason,
@@ -14,6 +16,7 @@ from transforms import (
     extract_body,
     parse_article,
 )
+from transforms import body as body_module
 
 BASE = "https://news.example/2020/10/13/story"
 
@@ -227,3 +230,36 @@ def test_nesting_beyond_the_parser_limit_is_a_reject_not_silent_loss() -> None:
     with pytest.raises(RejectError) as caught:
         parse_article(raw)
     assert caught.value.reason is RejectReason.TOO_DEEPLY_NESTED
+
+
+_META_PIECES = (
+    *"0123456789０١/-: ,TZ+ſKı（()）a文图",
+    "2020-10-13",
+    "Mon, 12 Oct 2020 19:33:56 GMT",
+    "3分钟前",
+    "责编",
+    "網編",
+    "（路透社）",
+    "(afp)",
+    "本文最初发表于",
+    "译者：",
+    "translated by ",
+    "记者",
+    "北京",
+)
+_METAISH = st.lists(st.sampled_from(_META_PIECES), min_size=1, max_size=8).map("".join)
+
+
+@given(_METAISH)
+@example("北京网编：张三")
+@example("北京（路透社）")
+@example("１２/１０/２０２０ - 15:16")
+def test_meta_shortcut_never_changes_the_answer_of_the_meta_pattern(text: str) -> None:
+    expected = len(text) <= body_module._META_MAX_CHARS and bool(body_module._META_TEXT.match(text))
+    assert body_module._is_meta_text(text) == expected
+
+
+def test_every_latin_text_rule_holds_a_stem_the_shortcut_looks_for() -> None:
+    for substring, _, _ in body_module._LATIN_SUBSTRING_TEXT_RULES:
+        assert "s" in substring
+        assert any(stem in substring for stem in body_module._LATIN_RULE_STEMS), substring

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from transforms import article_id, canonical_url
+from transforms.links import is_http_url
 
 
 @pytest.mark.parametrize(
@@ -40,3 +43,14 @@ def test_article_id_is_stable_and_ignores_cosmetic_differences() -> None:
 )
 def test_canonicalisation_is_idempotent(url: str) -> None:
     assert canonical_url(canonical_url(url)) == canonical_url(url)
+
+
+_URLISH = st.text(alphabet=st.sampled_from("hHtTpPsS:/?#.aé \t\n%x1"), max_size=16)
+
+
+@given(
+    st.one_of(_URLISH, st.builds("{}{}".format, st.sampled_from(["http://", "HTTPS://"]), _URLISH))
+)
+def test_http_url_shortcut_agrees_with_a_full_parse(url: str) -> None:
+    parts = urlsplit(url)
+    assert is_http_url(url) == (parts.scheme.lower() in ("http", "https") and bool(parts.netloc))

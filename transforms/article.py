@@ -43,7 +43,7 @@ class ParsedArticle:
 
 def decode_document(raw: bytes) -> str:
     """UTF-8 text of an archive file, or a ``RejectError`` saying why it has none."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise RejectError(
             RejectReason.EMPTY_FILE, "file is empty" if not raw else "file holds only whitespace"
         )

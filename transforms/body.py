@@ -142,6 +142,8 @@ _LATIN_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
 )
 """Substrings searched in the lower-cased block; every one holds an 's', so a block with no
 's' or 'S' skips the (costly, for CJK text) lower-casing."""
+_LATIN_RULE_STEMS = ("does not support", "enable javascript to")
+"""Every Latin substring rule holds one of these: two searches rule out all seven."""
 _META_TEXT = re.compile(
     r"^(\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
     r"|\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
@@ -155,6 +157,9 @@ _META_TEXT = re.compile(
     r"reuters)[^)）]{0,20}[)）])$",
     re.IGNORECASE,
 )
+_META_FIRST_CHARS = frozenset("（(本翻编編译譯校核责責网網作撰记記文图圖摄攝ſKı")
+"""Characters other than digits and ASCII letters that a ``_META_TEXT`` match can start with
+(``ſ``, ``K`` and ``ı`` match ASCII letters under IGNORECASE)."""
 _CAPTION_TEXT = re.compile(
     r"^(以下图片来自|以下圖片來自|图片来源|圖片來源|图片来自|圖片來自)"
     r"|^(来源|來源|图|圖|摄|攝|photo|source)\s*[：:]",
@@ -267,7 +272,8 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
     """Walk the tree in document order with lxml's C iterator (no recursion, no depth limit).
 
     Each open element has a frame (role, discard reason, bold, block flag, outer container);
-    an element's text takes its own frame's context, its tail its parent's. This loop runs
+    an element's text takes its own frame's context, its tail its parent's. Whitespace that
+    would open a block is dropped at once (it cannot change the block's text). This loop runs
     once per element of every article, so it keeps its work per event small.
     """
     frames: list[_Frame] = [(Role.BODY, None, False, False, walk.container)]
@@ -288,7 +294,7 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
                     _flush(walk)
                 walk.container = frame[4]
             tail = element.tail
-            if tail:
+            if tail and (fragments or not tail.isspace()):
                 parent = frames[-1]
                 fragments.append((tail, parent[0], parent[1], parent[2]))
             continue
@@ -331,7 +337,7 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
         else:
             frames.append((role, reason, bold, False, ""))
         text = element.text
-        if text:
+        if text and (fragments or not text.isspace()):
             fragments.append((text, role, reason, bold))
 
 
@@ -475,7 +481,7 @@ def _discard_subtree(walk: _Walk, element: etree._Element, reason: DiscardReason
 
 
 def _take_image(walk: _Walk, element: etree._Element) -> None:
-    attributes = {str(key): str(value) for key, value in element.attrib.items()}
+    attributes: dict[str, str] = dict(element.attrib)  # type: ignore[arg-type]  # HTML: str
     parent = element.getparent()
     context = f"{attributes.get('class', '')} {attributes.get('id', '')}"
     if parent is not None:
@@ -539,7 +545,7 @@ def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bol
         walk.headings.append(text)
     elif role is Role.CAPTION or _is_caption_text(text, follows_image=follows_image):
         walk.captions.append(text)
-    elif role is Role.META or (len(text) <= _META_MAX_CHARS and _META_TEXT.match(text)):
+    elif role is Role.META or _is_meta_text(text):
         walk.meta_blocks.append(text)
     elif bold and walk.container in ("p", "div") and _is_bold_heading(walk, text):
         walk.headings.append(text)
@@ -558,10 +564,31 @@ def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
             return reason, starts_footer
     if "s" in text or "S" in text:
         lowered = text.lower()
+        if _LATIN_RULE_STEMS[0] not in lowered and _LATIN_RULE_STEMS[1] not in lowered:
+            return None
         for substring, reason, starts_footer in _LATIN_SUBSTRING_TEXT_RULES:
             if substring in lowered:
                 return reason, starts_footer
     return None
+
+
+def _is_meta_text(text: str) -> bool:
+    """A short dateline, byline, credit or agency line. A cheap test of the first and last
+    characters (every ``_META_TEXT`` alternative needs one of them, or a 编/編) skips the
+    regex for most paragraphs."""
+    if len(text) > _META_MAX_CHARS:
+        return False
+    first = text[0]
+    if not (
+        first.isdecimal()
+        or (first.isascii() and first.isalpha())
+        or first in _META_FIRST_CHARS
+        or text[-1] in ")）"
+        or "编" in text
+        or "編" in text
+    ):
+        return False
+    return _META_TEXT.match(text) is not None
 
 
 def _is_caption_text(text: str, *, follows_image: bool) -> bool:

@@ -25,7 +25,7 @@ def detect_language(texts: Iterable[str]) -> str | None:
     if not sample.strip():
         return None
     try:
-        reliable, _, details = pycld2.detect(sample)
+        reliable, _, details = pycld2.detect(sample, isPlainText=True)
     except pycld2.error:
         return None
     code = details[0][1]

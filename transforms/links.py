@@ -61,8 +61,14 @@ def article_id(url: str) -> str:
     return hashlib.sha256(canonical_url(url).encode("utf-8")).hexdigest()[:32]
 
 
+_HTTP_PREFIX = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
+"""An http(s) URL whose host is not empty, in the plain form most URLs take."""
+
+
 def is_http_url(url: str) -> bool:
     """True for absolute http(s) URLs with a host."""
+    if _HTTP_PREFIX.match(url):
+        return True
     parts = urlsplit(url)
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
