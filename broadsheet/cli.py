@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from broadsheet import object_store
+from broadsheet.arrow_memory import prefer_jemalloc
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
 from broadsheet.prefect_server import EarlyTemporaryServer, PrefectServerError
 from broadsheet.progress import set_batch_listener
@@ -138,6 +139,7 @@ def run(
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
 
     apply_quiet_prefect_defaults()
+    prefer_jemalloc()
     server = EarlyTemporaryServer()
     started = time.perf_counter()
     server.start()
@@ -176,10 +178,7 @@ def _run_flow(
         _fail(str(error), EXIT_BUSY)
     except WarehouseError as error:
         _fail(str(error), EXIT_FATAL)
-    from broadsheet.pipeline import prefer_jemalloc
     from flows.ingest import RunnerUnavailableError, ingest_flow
-
-    prefer_jemalloc()
 
     try:
         flow = ingest_flow(runner, workers, dask_address)
@@ -426,6 +425,7 @@ def serve(
     if missing:
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
     apply_quiet_prefect_defaults()
+    prefer_jemalloc()
     from broadsheet.prefect_server import PrefectServerError, prefect_api
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -433,10 +433,8 @@ def serve(
         with prefect_api(_prefect_home() / "broadsheet-server.log") as api_url:
             from prefect.schedules import Cron
 
-            from broadsheet.pipeline import prefer_jemalloc
             from flows.ingest import ingest
 
-            prefer_jemalloc()
             try:
                 schedule = Cron(cron, timezone="UTC")
             except ValueError as error:

@@ -68,26 +68,6 @@ MAX_BATCH_SIZE = 5_000
 TARGET_PARSE_TASKS = 64
 
 
-ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-
-
-def prefer_jemalloc() -> None:
-    """Have Arrow allocate with jemalloc in this process and the processes it starts, when
-    pyarrow has it and the user has not chosen (``ARROW_DEFAULT_MEMORY_POOL``). jemalloc
-    hands freed memory back to the system within seconds; pyarrow's default, mimalloc, keeps
-    much of it, so the RSS of a run in waves ratchets up with its largest buffers (measured:
-    100,000 files in waves of 20,000, peak 339 against 416 MiB). For processes Broadsheet
-    owns (the CLI); a library caller keeps its own allocator."""
-    if os.environ.get(ARROW_POOL_VARIABLE):
-        return
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return
-    pa.set_memory_pool(pool)
-    os.environ[ARROW_POOL_VARIABLE] = "jemalloc"
-
-
 def automatic_batch_size(files: int) -> int:
     """Files a parse task takes when ``batch_size`` is automatic. Each task run costs Prefect
     API calls (40-50 ms measured, on the same cores as the parsing), hence few tasks; a batch's

@@ -5,7 +5,9 @@ Usage: python scripts/bench_pipeline.py [--sizes 20000 100000] [--repeats 3] [--
 For each corpus size it generates a synthetic archive (scripts/synthetic_corpus.py), then
 measures, alternating within each repeat: (a) the floor, reading every file and lxml-parsing
 it in this process; (b) a full ``broadsheet run`` into a new warehouse (a subprocess: wall
-time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the same warehouse.
+time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the same warehouse,
+both wall and the seconds the CLI reports as ingesting (what a re-run costs on a Prefect
+server that is already up, as under ``broadsheet serve``), each against the full run's.
 Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the ``bench``
 extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and between each
 two consecutive sizes the steady-state throughput (extra files per extra second of a full run)
@@ -124,7 +126,8 @@ def main() -> None:
     )
     print(
         f"{'files':>8} {'floor docs/s':>13} {'run docs/s':>11} {'run/floor':>10} "
-        f"{'run wall s':>11} {'no-op s':>8} {'no-op/run':>10} {'peak RSS MiB':>13}"
+        f"{'run wall s':>11} {'no-op s':>8} {'no-op/run':>10} {'no-op ingest':>13} "
+        f"{'ingest ratio':>13} {'peak RSS MiB':>13}"
     )
     walls: dict[int, float] = {}
     peak_rss: dict[int, float] = {}
@@ -133,23 +136,29 @@ def main() -> None:
         corpus = workdir / f"corpus-{size}"
         if not corpus.exists():
             generate(corpus, size)
-        floors, runs, noops, peaks = [], [], [], []
+        floors, runs, noops, peaks, run_ingests, noop_ingests = [], [], [], [], [], []
         for repeat in range(options.repeats):
             floors.append(floor(corpus))
             warehouse = workdir / f"warehouse-{size}-{repeat}"
             shutil.rmtree(warehouse, ignore_errors=True)
-            wall, peak, _ = broadsheet_run(corpus, warehouse)
+            wall, peak, ingest = broadsheet_run(corpus, warehouse)
             runs.append(wall)
             peaks.append(peak)
-            noops.append(broadsheet_run(corpus, warehouse)[0])
+            run_ingests.append(ingest)
+            noop_wall, _, noop_ingest = broadsheet_run(corpus, warehouse)
+            noops.append(noop_wall)
+            noop_ingests.append(noop_ingest)
             shutil.rmtree(warehouse)
-        floor_s, run_s, noop_s = map(statistics.median, (floors, runs, noops))
+        floor_s, run_s, noop_s, run_ingest_s, noop_ingest_s = map(
+            statistics.median, (floors, runs, noops, run_ingests, noop_ingests)
+        )
         walls[size] = run_s
         floor_rates[size] = size / floor_s
         peak_rss[size] = statistics.median(peaks) / 1024
         print(
             f"{size:>8,} {size / floor_s:>13,.0f} {size / run_s:>11,.0f} "
             f"{floor_s / run_s:>10.2f} {run_s:>11.1f} {noop_s:>8.1f} {noop_s / run_s:>10.2f} "
+            f"{noop_ingest_s:>13.2f} {noop_ingest_s / run_ingest_s:>13.3f} "
             f"{peak_rss[size]:>13.0f}",
             flush=True,
         )

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadsheet import pipeline, warehouse_commit
+from broadsheet.arrow_memory import ARROW_POOL_VARIABLE, pyarrow_has_jemalloc
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
@@ -267,27 +268,73 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
     assert merged.schema.metadata == {b"k": b"v"}
 
 
-def test_the_cli_prefers_an_allocator_that_returns_memory(
-    monkeypatch: pytest.MonkeyPatch,
+_ALLOCATOR_PROBE = """
+import sys
+from broadsheet.arrow_memory import prefer_jemalloc
+import broadsheet.cli  # the CLI's own imports must leave Arrow's choice open
+chose = prefer_jemalloc()
+import pyarrow as pa
+import pyarrow.parquet as pq
+path = sys.argv[1]
+pq.write_table(pa.table({"n": list(range(100_000)), "s": ["x" * 20] * 100_000}), path)
+pq.read_table(path)
+print(chose, pa.default_memory_pool().backend_name, pa.mimalloc_memory_pool().max_memory())
+"""
+
+
+def _probe_allocator(tmp_path: Path, pool_variable: str | None) -> list[str]:
+    """In a fresh interpreter: what ``prefer_jemalloc`` chose, pyarrow's default pool, and
+    the peak bytes Arrow allocated with mimalloc while it wrote and read a Parquet file."""
+    environment = {k: v for k, v in os.environ.items() if k != ARROW_POOL_VARIABLE}
+    if pool_variable is not None:
+        environment[ARROW_POOL_VARIABLE] = pool_variable
+    completed = subprocess.run(
+        [sys.executable, "-c", _ALLOCATOR_PROBE, str(tmp_path / "probe.parquet")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=True,
+    )
+    assert completed.stderr == ""
+    return completed.stdout.split()
+
+
+def test_the_cli_chooses_jemalloc_for_all_of_arrow_before_pyarrow_is_imported(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv(pipeline.ARROW_POOL_VARIABLE, "")  # restored after the test
-    original = pa.default_memory_pool()
+    chose, backend, mimalloc_peak = _probe_allocator(tmp_path, None)
+    if not pyarrow_has_jemalloc():
+        assert (chose, backend) == ("False", "mimalloc")
+        return
+    # Parquet's reader and writer allocate from Arrow's C++ default, not pyarrow's: nothing
+    # of theirs may go through mimalloc.
+    assert (chose, backend, mimalloc_peak) == ("True", "jemalloc", "0")
+
+
+def test_a_chosen_arrow_allocator_is_kept(tmp_path: Path) -> None:
+    chose, backend, _ = _probe_allocator(tmp_path, "system")
+    assert (chose, backend) == ("False", "system")
+
+
+def test_pyarrow_build_configuration_is_read_without_importing_pyarrow() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from broadsheet.arrow_memory import pyarrow_has_jemalloc; "
+            "pyarrow_has_jemalloc(); print('pyarrow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == "False"
+    assert pyarrow_has_jemalloc() == _has_jemalloc()
+
+
+def _has_jemalloc() -> bool:
     try:
-        pipeline.prefer_jemalloc()
-        try:
-            pa.jemalloc_memory_pool()
-        except NotImplementedError:
-            assert pa.default_memory_pool().backend_name == original.backend_name
-        else:
-            assert pa.default_memory_pool().backend_name == "jemalloc"
-            assert os.environ[pipeline.ARROW_POOL_VARIABLE] == "jemalloc"
-    finally:
-        pa.set_memory_pool(original)
-
-
-def test_a_chosen_arrow_allocator_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(pipeline.ARROW_POOL_VARIABLE, "system")
-    original = pa.default_memory_pool()
-    pipeline.prefer_jemalloc()
-    assert pa.default_memory_pool().backend_name == original.backend_name
-    assert os.environ[pipeline.ARROW_POOL_VARIABLE] == "system"
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return False
+    return True
