@@ -4,7 +4,7 @@ Arrow's C++ library picks its default allocator once, from ``ARROW_DEFAULT_MEMOR
 when pyarrow is imported; the Parquet reader and writer and the compute kernels allocate
 from it whatever pyarrow's own default is later set to. pyarrow's built-in choice, mimalloc,
 keeps the memory a thread freed for its next allocations, so the flow's process held about
-35 MB more after each wave of a run (measured: five waves of 20,000 files, all of the growth
+40 MB more after each wave of a run (measured: five waves of 20,000 files, all of the growth
 in mimalloc's reserved region). jemalloc hands freed memory back, so the CLI chooses it, and
 must do so before anything imports pyarrow: this module does not import it.
 """
