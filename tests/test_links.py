@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from transforms import article_id, canonical_url
@@ -45,12 +45,25 @@ def test_canonicalisation_is_idempotent(url: str) -> None:
     assert canonical_url(canonical_url(url)) == canonical_url(url)
 
 
-_URLISH = st.text(alphabet=st.sampled_from("hHtTpPsS:/?#.aé \t\n%x1"), max_size=16)
+_URLISH = st.text(alphabet=st.sampled_from("hHtTpPsS:/?#.aé \t\n%x1[]＃@"), max_size=16)
+
+
+def _full_parse_says_http(url: str) -> bool | str:
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        return f"ValueError: {error}"
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 @given(
     st.one_of(_URLISH, st.builds("{}{}".format, st.sampled_from(["http://", "HTTPS://"]), _URLISH))
 )
+@example("http://[::1")
+@example("http://a＃b")
 def test_http_url_shortcut_agrees_with_a_full_parse(url: str) -> None:
-    parts = urlsplit(url)
-    assert is_http_url(url) == (parts.scheme.lower() in ("http", "https") and bool(parts.netloc))
+    try:
+        shortcut: bool | str = is_http_url(url)
+    except ValueError as error:
+        shortcut = f"ValueError: {error}"
+    assert shortcut == _full_parse_says_http(url)

@@ -66,8 +66,9 @@ _HTTP_PREFIX = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
 
 def is_http_url(url: str) -> bool:
-    """True for absolute http(s) URLs with a host."""
-    if _HTTP_PREFIX.match(url):
+    """True for absolute http(s) URLs with a host. Plain ASCII URLs without brackets (the
+    only ones ``urlsplit`` can neither reject nor rewrite) skip the full parse."""
+    if url.isascii() and "[" not in url and "]" not in url and _HTTP_PREFIX.match(url):
         return True
     parts = urlsplit(url)
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
