@@ -28,9 +28,13 @@ from rich.progress import (
 from rich.table import Table
 
 from broadsheet import object_store
-from broadsheet.arrow_memory import prefer_jemalloc
+from broadsheet.allocators import prefer_jemalloc
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
-from broadsheet.prefect_server import EarlyTemporaryServer, PrefectServerError
+from broadsheet.prefect_server import (
+    EarlyTemporaryServer,
+    PrefectServerError,
+    preload_flow_run_modules,
+)
 from broadsheet.progress import set_batch_listener
 from broadsheet.resolve import Outcome
 from broadsheet.runner import Runner
@@ -184,6 +188,7 @@ def _run_flow(
         flow = ingest_flow(runner, workers, dask_address)
     except RunnerUnavailableError as error:
         _fail(str(error), EXIT_USAGE)
+    preload_flow_run_modules()
     try:
         server.wait_ready()
     except PrefectServerError as error:

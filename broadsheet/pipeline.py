@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import kill_point
 from broadsheet.read_inputs import InputFile, discover, read_input
 from broadsheet.resolve import (
@@ -319,7 +320,7 @@ def run_ingest(
                 context, plan.to_read.slice(start, wave_files), first_batch, skips, tally
             )
             skips = []
-            pa.default_memory_pool().release_unused()  # the next wave starts from its floor
+            release_free_memory()  # the next wave starts from the same floor
     return RunSummary(
         run_id,
         warehouse.root,
@@ -465,11 +466,11 @@ class IncomingRows:
     feeds: Counter[str]
 
 
-INCOMING_BUFFER_BYTES = 96 * 2**20
+INCOMING_BUFFER_BYTES = 48 * 2**20
 """Article rows ``_stage_incoming`` holds before writing them out: bounds its memory while
 keeping its writes few and large (a Parquet write costs about a millisecond however small)."""
 
-STAGED_CHUNK_ROWS = 4_000
+STAGED_CHUNK_ROWS = 2_000
 """Staged rows ``_stage_incoming`` sorts into partitions at a time."""
 
 
@@ -507,7 +508,7 @@ class _PartitionWriters:
                 writer = self._writers[partition] = pq.ParquetWriter(
                     self.files[partition], ARTICLES_SCHEMA, compression="lz4"
                 )
-            writer.write_table(pa.concat_tables(pieces).combine_chunks())
+            writer.write_table(pa.concat_tables(pieces))
         self._buffers.clear()
         self._buffered = 0
 
@@ -527,28 +528,31 @@ def _stage_incoming(
     year_column, month_column = ARTICLES_PARTITION_COLUMNS
     try:
         for staged in _staged_chunks(results):
-            keep = [
-                outcomes.get(path) in stored_outcomes
-                for path in staged.column("source_path").to_pylist()
-            ]
-            rows = staged.filter(pa.array(keep, pa.bool_()))
-            feeds.update(feed or "(no feed)" for feed in rows.column("feed").to_pylist())
-            keys = list(
+            keys: list[tuple[str, int, int]] = []
+            chosen: list[int] = []
+            for index, (path, digest, year, month) in enumerate(
                 zip(
-                    (placement[digest] for digest in rows.column("content_sha256").to_pylist()),
-                    rows.column(year_column).to_pylist(),
-                    rows.column(month_column).to_pylist(),
+                    *(
+                        staged.column(name).to_pylist()
+                        for name in ("source_path", "content_sha256", year_column, month_column)
+                    ),
                     strict=True,
                 )
-            )
+            ):
+                if outcomes.get(path) in stored_outcomes:
+                    keys.append((placement[digest], year, month))
+                    chosen.append(index)
             order = sorted(range(len(keys)), key=keys.__getitem__)
+            rows = staged.take(pa.array([chosen[i] for i in order], pa.int64()))
+            feeds.update(feed or "(no feed)" for feed in rows.column("feed").to_pylist())
             data = rows.drop_columns(list(ARTICLES_PARTITION_COLUMNS)).cast(ARTICLES_SCHEMA)
-            data = data.take(pa.array(order, pa.int64()))
+            del staged, rows
             start = 0
             for partition, members in itertools.groupby(order, key=keys.__getitem__):
                 count = sum(1 for _ in members)
                 writers.add(partition, data.slice(start, count))
                 start += count
+            del data
     finally:
         writers.close()
     return IncomingRows(writers.files, feeds)

@@ -9,6 +9,7 @@ the printed address. With ``PREFECT_API_URL`` set, that server is used and nothi
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 import subprocess
@@ -175,6 +176,24 @@ class EarlyTemporaryServer:
             self._process.wait()
         self._process = None
         self.url = None
+
+
+FLOW_RUN_MODULES = (
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.utilities.visualization",
+    "fastapi.encoders",
+)
+"""Modules Prefect imports only when a flow is first called (measured: about 0.2 s)."""
+
+
+def preload_flow_run_modules() -> None:
+    """Import what Prefect would import at the start of the first flow run. Called while the
+    temporary server starts (its start-up is the longer wait), it takes that time off the
+    run's critical path. A module a later Prefect no longer has is skipped."""
+    for name in FLOW_RUN_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _drain_prefect_queues() -> None:

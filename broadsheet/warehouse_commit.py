@@ -322,12 +322,7 @@ def _partition_changes(
         leaving = sorted(h for h, (origin, _) in plan.moves.items() if origin == source)
         if not path.exists():
             raise WarehouseError(f"version {leaving[0]} to move is missing from {source}")
-        rows = _conform(
-            pq.read_table(
-                path, partitioning=None, filters=pc.field("content_sha256").isin(leaving)
-            ),
-            ARTICLES_SCHEMA,
-        )
+        rows = _conform(_rows_with_hashes(path, leaving), ARTICLES_SCHEMA)
         for content_hash in leaving:
             _, table = plan.moves[content_hash]
             taken = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
@@ -350,6 +345,20 @@ def _partition_changes(
         )
         if change is not None:
             yield change
+
+
+def _rows_with_hashes(path: Path, hashes: Sequence[str]) -> pa.Table:
+    """The rows of a stored partition whose content hash is in ``hashes``. Read a row group
+    at a time, its hash column first, so memory holds one row group, not the partition."""
+    wanted = pa.array(hashes, pa.string())
+    stored = pq.ParquetFile(path)
+    found = []
+    for group in range(stored.num_row_groups):
+        digests = stored.read_row_group(group, columns=["content_sha256"]).column(0)
+        matches = pc.is_in(digests, wanted)
+        if pc.any(matches).as_py():
+            found.append(stored.read_row_group(group).filter(matches))
+    return pa.concat_tables(found) if found else stored.schema_arrow.empty_table()
 
 
 def _stage_partition(

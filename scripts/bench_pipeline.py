@@ -1,6 +1,7 @@
 """End-to-end benchmark: synthetic corpora, measured side by side in one process.
 
 Usage: python scripts/bench_pipeline.py [--sizes 20000 100000] [--repeats 3] [--workdir DIR]
+                                       [--scaling-size N]
 
 For each corpus size it generates a synthetic archive (scripts/synthetic_corpus.py), then
 measures, alternating within each repeat: (a) the floor, reading every file and lxml-parsing
@@ -118,6 +119,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--scaling-size",
+        type=int,
+        default=None,
+        help="corpus size for 1 against 2 worker processes (default: the first of --sizes)",
+    )
     options = parser.parse_args()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
     print(
@@ -171,7 +178,7 @@ def main() -> None:
             f"{small:,} -> {large:,} files: steady state {steady:,.0f} docs/s, "
             f"{steady / floor_rate:.2f} x the floor; peak RSS x{growth:.2f}"
         )
-    _fixed_cost_and_scaling(workdir, options.sizes[0], options.repeats)
+    _fixed_cost_and_scaling(workdir, options.scaling_size or options.sizes[0], options.repeats)
     rate = trafilatura_rate(workdir / f"corpus-{options.sizes[0]}")
     if rate is None:
         print("trafilatura: not installed (pip install -e '.[bench]')")
@@ -193,6 +200,8 @@ def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
         shutil.rmtree(warehouse)
     print(f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s")
     corpus = workdir / f"corpus-{size}"
+    if not corpus.exists():
+        generate(corpus, size)
     ingest: dict[int, list[float]] = {1: [], 2: []}
     for repeat in range(repeats):
         for workers in (1, 2):

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadsheet import pipeline, warehouse_commit
-from broadsheet.arrow_memory import ARROW_POOL_VARIABLE, pyarrow_has_jemalloc
+from broadsheet.allocators import ARROW_POOL_VARIABLE, glibc_malloc_trim, pyarrow_has_jemalloc
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
@@ -270,7 +270,7 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
 
 _ALLOCATOR_PROBE = """
 import sys
-from broadsheet.arrow_memory import prefer_jemalloc
+from broadsheet.allocators import prefer_jemalloc
 import broadsheet.cli  # the CLI's own imports must leave Arrow's choice open
 chose = prefer_jemalloc()
 import pyarrow as pa
@@ -321,7 +321,7 @@ def test_pyarrow_build_configuration_is_read_without_importing_pyarrow() -> None
         [
             sys.executable,
             "-c",
-            "import sys; from broadsheet.arrow_memory import pyarrow_has_jemalloc; "
+            "import sys; from broadsheet.allocators import pyarrow_has_jemalloc; "
             "pyarrow_has_jemalloc(); print('pyarrow' in sys.modules)",
         ],
         capture_output=True,
@@ -338,3 +338,46 @@ def _has_jemalloc() -> bool:
     except NotImplementedError:
         return False
     return True
+
+
+_FRAGMENTED_HEAP_PROBE = """
+from broadsheet.allocators import release_free_memory
+
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+blocks = [bytearray(4_000) for _ in range(60_000)]  # about 230 MiB of C heap
+kept = blocks[::64] + blocks[-1:]  # pinned chunks: free() alone cannot shrink the heap
+del blocks
+before = resident_mib()
+release_free_memory()
+print(before, resident_mib(), len(kept))
+"""
+
+
+@pytest.mark.skipif(
+    glibc_malloc_trim() is None or not Path("/proc/self/statm").exists(),
+    reason="needs glibc and /proc",
+)
+def test_memory_freed_between_waves_goes_back_to_the_system() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _FRAGMENTED_HEAP_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, after, _ = (float(value) for value in completed.stdout.split())
+    assert before - after > 150, (before, after)
+
+
+def test_rows_leaving_a_partition_are_found_in_every_row_group(tmp_path: Path) -> None:
+    digests = [f"{number:064x}" for number in range(10)]
+    path = tmp_path / "part-0.parquet"
+    pq.write_table(
+        pa.table({"content_sha256": digests, "n": list(range(10))}), path, row_group_size=3
+    )
+    wanted = [digests[1], digests[4], digests[9], "f" * 64]
+    found = warehouse_commit._rows_with_hashes(path, wanted)
+    assert found.column("n").to_pylist() == [1, 4, 9]
+    assert warehouse_commit._rows_with_hashes(path, ["f" * 64]).num_rows == 0
