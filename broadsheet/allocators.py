@@ -12,8 +12,8 @@ must do so before anything imports pyarrow: this module does not import it.
 
 Handing freed memory back: a run's waves each allocate and free hundreds of megabytes, in
 Arrow and in C's allocator, and both keep some of what was freed for later. Between waves the
-pipeline asks both to return it (``release_free_memory``), so each wave starts from the same
-floor.
+pipeline asks both to return it (``release_free_memory``), so that the next wave starts lower
+(measured: 45-54 MiB returned after each 100,000-file wave).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def pyarrow_has_jemalloc() -> bool:
 
 def release_free_memory() -> None:
     """Return to the operating system the memory this process has freed but its allocators
-    still hold: Arrow's pool, and with glibc, C's heap (``malloc_trim``). Cheap (milliseconds);
-    call it where a large working set has just been dropped."""
+    still hold: Arrow's pool, and with glibc, C's heap (``malloc_trim``; 20 ms measured on a
+    fragmented 240 MiB heap). Call it where a large working set has just been dropped."""
     if "pyarrow" in sys.modules:
         import pyarrow as pa
 

@@ -320,7 +320,7 @@ def run_ingest(
                 context, plan.to_read.slice(start, wave_files), first_batch, skips, tally
             )
             skips = []
-            release_free_memory()  # the next wave starts from the same floor
+            release_free_memory()  # what this wave freed goes back before the next one
     return RunSummary(
         run_id,
         warehouse.root,
@@ -546,7 +546,7 @@ def _stage_incoming(
             rows = staged.take(pa.array([chosen[i] for i in order], pa.int64()))
             feeds.update(feed or "(no feed)" for feed in rows.column("feed").to_pylist())
             data = rows.drop_columns(list(ARTICLES_PARTITION_COLUMNS)).cast(ARTICLES_SCHEMA)
-            del staged, rows
+            del staged, rows  # one chunk in memory at a time: drop it before the next read
             start = 0
             for partition, members in itertools.groupby(order, key=keys.__getitem__):
                 count = sum(1 for _ in members)

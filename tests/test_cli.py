@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from broadsheet.prefect_server import FLOW_RUN_MODULES
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
 
@@ -134,3 +137,12 @@ def _alive(status: Path) -> bool:
         return "zombie" not in status.read_text()
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("module", FLOW_RUN_MODULES)
+def test_every_module_preloaded_for_a_flow_run_exists_in_the_installed_prefect(
+    module: str,
+) -> None:
+    # The preload skips a missing module quietly; this is where a Prefect upgrade that moved
+    # one shows up.
+    assert importlib.util.find_spec(module) is not None
