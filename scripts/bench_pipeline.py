@@ -140,9 +140,7 @@ def main() -> None:
     peak_rss: dict[int, float] = {}
     floor_rates: dict[int, float] = {}
     for size in options.sizes:
-        corpus = workdir / f"corpus-{size}"
-        if not corpus.exists():
-            generate(corpus, size)
+        corpus = _corpus(workdir, size)
         floors, runs, noops, peaks, run_ingests, noop_ingests = [], [], [], [], [], []
         for repeat in range(options.repeats):
             floors.append(floor(corpus))
@@ -186,12 +184,18 @@ def main() -> None:
         print(f"trafilatura on a 2,000-file subset: {rate:,.0f} docs/s")
 
 
+def _corpus(workdir: Path, size: int) -> Path:
+    """The synthetic corpus of ``size`` files in ``workdir``, generated on first use."""
+    corpus = workdir / f"corpus-{size}"
+    if not corpus.exists():
+        generate(corpus, size)
+    return corpus
+
+
 def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
     """A 10-file run (wall, Prefect start-up included), and 1 against 2 worker processes on
     the first corpus (the seconds the CLI reports as ingesting)."""
-    ten = workdir / "corpus-10"
-    if not ten.exists():
-        generate(ten, 10)
+    ten = _corpus(workdir, 10)
     fixed = []
     for repeat in range(repeats):
         warehouse = workdir / f"warehouse-10-{repeat}"
@@ -199,9 +203,7 @@ def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
         fixed.append(broadsheet_run(ten, warehouse)[0])
         shutil.rmtree(warehouse)
     print(f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s")
-    corpus = workdir / f"corpus-{size}"
-    if not corpus.exists():
-        generate(corpus, size)
+    corpus = _corpus(workdir, size)
     ingest: dict[int, list[float]] = {1: [], 2: []}
     for repeat in range(repeats):
         for workers in (1, 2):
