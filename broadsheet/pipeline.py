@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import kill_point
-from broadsheet.read_inputs import InputFile, discover, read_input
+from broadsheet.read_inputs import InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
     READ_PLAN_COLUMNS,
     RUN_OUTCOME_COLUMNS,
@@ -288,7 +288,7 @@ def run_ingest(
         kill_point("locked")
         recovered = recover(warehouse)
         kill_point("recovered")
-        discovery = discover(list(paths))
+        discovery = discover_for_run(list(paths))
         skipped = discovery.skipped
         plan = plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
         del discovery  # the plan holds what is still needed of the files found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from broadsheet.cli import skip_exit_collection
 from broadsheet.prefect_server import FLOW_RUN_MODULES
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
@@ -146,3 +148,12 @@ def test_every_module_preloaded_for_a_flow_run_exists_in_the_installed_prefect(
     # The preload skips a missing module quietly; this is where a Prefect upgrade that moved
     # one shows up.
     assert importlib.util.find_spec(module) is not None
+
+
+def test_the_exit_handler_moves_every_object_out_of_the_collectors_reach() -> None:
+    gc.unfreeze()
+    try:
+        skip_exit_collection()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

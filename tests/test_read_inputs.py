@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from broadsheet.read_inputs import InputPathError, SkipReason, discover
+from broadsheet import read_inputs
+from broadsheet.read_inputs import (
+    Discovery,
+    InputPathError,
+    SkipReason,
+    discover,
+    discover_for_run,
+    prefetch_discovery,
+)
 
 
 def _touch(path: Path, text: str = "x") -> Path:
@@ -56,3 +64,37 @@ def test_same_order_whatever_the_creation_order(tmp_path: Path) -> None:
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputPathError, match=r"input path does not exist: .*nope"):
         discover([tmp_path / "nope"])
+
+
+def _names(discovery: Discovery) -> list[str]:
+    return [Path(f.path).name for f in discovery.input_files()]
+
+
+def test_a_run_takes_the_prefetched_listing_of_its_paths_once(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.md")
+    prefetch_discovery([str(tmp_path)])
+    _touch(tmp_path / "b.md")  # arrives after the prefetch: the run's listing predates it
+
+    assert _names(discover_for_run([str(tmp_path)])) == ["a.md"]
+    assert _names(discover_for_run([str(tmp_path)])) == ["a.md", "b.md"]
+
+
+def test_a_prefetch_of_other_paths_or_too_old_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _touch(tmp_path / "x" / "a.md")
+    _touch(tmp_path / "y" / "b.md")
+    prefetch_discovery([str(tmp_path / "x")])
+    assert _names(discover_for_run([str(tmp_path / "y")])) == ["b.md"]
+
+    prefetch_discovery([str(tmp_path / "x")])
+    _touch(tmp_path / "x" / "c.md")
+    monkeypatch.setattr(read_inputs, "PREFETCH_MAX_AGE_SECONDS", -1.0)
+    assert _names(discover_for_run([str(tmp_path / "x")])) == ["a.md", "c.md"]
+
+
+def test_a_prefetch_that_cannot_list_leaves_the_error_to_the_run(tmp_path: Path) -> None:
+    prefetch_discovery([str(tmp_path / "nope")])
+    prefetch_discovery(["s3://bucket/never-listed-in-advance"])
+    with pytest.raises(InputPathError, match="input path does not exist"):
+        discover_for_run([str(tmp_path / "nope")])

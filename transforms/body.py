@@ -124,6 +124,9 @@ _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
     re.IGNORECASE,
 )
+_ANCHORED_FIRST_CHARS = frozenset("获FfPp©(CcSsſRr分阅閱微请关下")
+"""Every character an ``_ANCHORED_TEXT_RULE`` match can start with (``ſ`` matches ``s``
+under IGNORECASE): a block starting with any other skips the regex."""
 _CJK_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ("版权声明", DiscardReason.COPYRIGHT, True),
     ("版权所有", DiscardReason.COPYRIGHT, True),
@@ -166,6 +169,8 @@ _CAPTION_TEXT = re.compile(
     re.IGNORECASE,
 )
 _CAPTION_TEXT_MAX_CHARS = 80
+_CAPTION_FIRST_CHARS = frozenset("以图圖来來摄攝PpSsſ")
+"""Every character a ``_CAPTION_TEXT`` match can start with."""
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
 _URL = re.compile(r"https?://", re.IGNORECASE)
 _META_MAX_CHARS = 120
@@ -555,10 +560,11 @@ def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bol
 
 def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
     """The discard reason (and whether it starts the footer) a whole-block rule gives text."""
-    anchored = _ANCHORED_TEXT_RULE.match(text)
-    if anchored is not None:
-        _, reason, starts_footer = _ANCHORED_TEXT_RULES[int(str(anchored.lastgroup)[4:])]
-        return reason, starts_footer
+    if text[0] in _ANCHORED_FIRST_CHARS:
+        anchored = _ANCHORED_TEXT_RULE.match(text)
+        if anchored is not None:
+            _, reason, starts_footer = _ANCHORED_TEXT_RULES[int(str(anchored.lastgroup)[4:])]
+            return reason, starts_footer
     for substring, reason, starts_footer in _CJK_SUBSTRING_TEXT_RULES:
         if substring in text:
             return reason, starts_footer
@@ -593,7 +599,11 @@ def _is_meta_text(text: str) -> bool:
 
 def _is_caption_text(text: str, *, follows_image: bool) -> bool:
     """A short credit line such as '来源：…' under an image, or '以下图片来自…' before one."""
-    if len(text) > _CAPTION_TEXT_MAX_CHARS or not (match := _CAPTION_TEXT.match(text)):
+    if (
+        len(text) > _CAPTION_TEXT_MAX_CHARS
+        or text[0] not in _CAPTION_FIRST_CHARS
+        or not (match := _CAPTION_TEXT.match(text))
+    ):
         return False
     return follows_image or match.group(1) is not None
 
