@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from broadsheet.warehouse_commit import MAX_PARTITION_FILES
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     PARTITIONED_TABLES,
@@ -52,7 +53,8 @@ def render() -> str:
             keys = ", ".join(f"`{name}`" for name in ARTICLES_PARTITION_COLUMNS)
             lines += [
                 f"Hive-partitioned by {keys} (int) of `published_at` in UTC: "
-                f"`{table}/year=2024/month=2/part-0.parquet`.",
+                f"`{table}/year=2024/month=2/part-0.parquet`, `part-1.parquet`, ... (at most "
+                f"{MAX_PARTITION_FILES} files a partition).",
                 "",
             ]
         else:

@@ -2,8 +2,8 @@
 
 Layout under the warehouse root::
 
-    articles/year=YYYY/month=M/part-0.parquet          one file per partition
-    article_versions/year=YYYY/month=M/part-0.parquet
+    articles/year=YYYY/month=M/part-<n>.parquet        at most MAX_PARTITION_FILES a partition
+    article_versions/year=YYYY/month=M/part-<n>.parquet
     rejects/part-0.parquet   skips/part-0.parquet   ledger/part-0.parquet   runs/part-0.parquet
     _lock                     held (flock) by the run writing the warehouse
     _journal.json             present only while a commit is being applied
@@ -14,7 +14,8 @@ then writes the journal (atomically: temporary name, fsync, rename): the ordered
 (staged file, table file) swaps. Each swap is an ``os.replace``, atomic on one filesystem, so
 a reader sees the old file or the new one, never a partial or temporary one. The order keeps
 every version in at most one place at any moment: rows leaving ``article_versions`` are taken
-out first, then rows leaving ``articles``, then ``articles`` gets its new rows, then
+out first, then rows leaving ``articles`` (files that lose rows are rewritten without them,
+files merged away are deleted), then ``articles`` gets its new rows, then
 ``article_versions``; the log tables follow and the ``runs`` row is installed last. A run
 killed before the journal exists changed nothing; one killed after is rolled forward by the
 next run (``recover``), which re-applies the swaps not yet done.
@@ -27,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,12 @@ STAGING_DIRNAME = "_staging"
 JOURNAL_NAME = "_journal.json"
 LOCK_NAME = "_lock"
 DATA_FILE = "part-0.parquet"
+"""The file of an unpartitioned table, and the first file of a partition."""
+PART_FILE = re.compile(r"part-(\d+)\.parquet")
+"""Names of a partition's data files; each commit that adds rows adds the next number."""
+MAX_PARTITION_FILES = 8
+"""Files a partition may hold. A commit that would leave more merges them all into one, so a
+partition's rows are rewritten once every few commits that add to it, not by every one."""
 _COMPRESSION = "zstd"
 _HIVE = ds.partitioning(
     pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
@@ -89,10 +97,14 @@ class Warehouse:
         """The single file of an unpartitioned table."""
         return self.root / table / DATA_FILE
 
-    def partition_file(self, partition: Partition) -> Path:
-        """The single file of one partition of a partitioned table."""
+    def partition_dir(self, partition: Partition) -> Path:
+        """Directory of one partition of a partitioned table."""
         table, year, month = partition
-        return self.root / table / f"year={year}" / f"month={month}" / DATA_FILE
+        return self.root / table / f"year={year}" / f"month={month}"
+
+    def partition_files(self, partition: Partition) -> list[Path]:
+        """The data files of one partition, oldest first (``part-<n>.parquet`` by n)."""
+        return _part_files(self.partition_dir(partition))
 
     def staging_dir(self, run_id: str) -> Path:
         """Private directory where a run stages its files before commit."""
@@ -102,6 +114,19 @@ class Warehouse:
     def journal(self) -> Path:
         """The commit journal; exists only while a commit is being applied."""
         return self.root / JOURNAL_NAME
+
+
+def _part_files(directory: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    numbered = []
+    for entry in entries:
+        match = PART_FILE.fullmatch(entry.name)
+        if match is not None:
+            numbered.append((int(match.group(1)), Path(entry.path)))
+    return [path for _, path in sorted(numbered)]
 
 
 def open_warehouse(root: Path | str) -> Warehouse:
@@ -241,11 +266,8 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
     phase_one: list[tuple[str, str]] = []
     finals: list[tuple[str, str]] = []
     for change in _partition_changes(warehouse, plan, staging):
-        target = str(warehouse.partition_file(change.partition))
-        if change.before is not None:
-            phase_one.append((change.before, target))
-        if change.after is not None or change.before is None:
-            finals.append((change.after or "", target))
+        phase_one += change.phase_one
+        finals += change.finals
     operations: list[tuple[str, str]] = []
     for table in (VERSIONS, ARTICLES):
         operations += [op for op in phase_one if _table_of(warehouse, op[1]) == table]
@@ -294,18 +316,19 @@ def _table_of(warehouse: Warehouse, target: str) -> str:
 
 
 PARTITION_READ_ROWS = 1_024
-"""Rows of a stored partition the commit holds at a time while it rewrites the partition."""
+"""Rows of a stored file the commit holds at a time while it rewrites or merges the file."""
 
 
 @dataclass(frozen=True, slots=True)
 class _PartitionChange:
-    """The staged files that change one partition. ``before``: its old content less the rows
-    leaving it (phase one; None when no row leaves). ``after``: its final content; None when
-    the partition is deleted, or when phase one already installs the final content."""
+    """The journal operations (staged file, table file) that change one partition. Phase
+    one takes rows out: files that lose rows are replaced by staged copies without them,
+    and files emptied or merged away are deleted (empty staged path). The finals add rows:
+    a new file of the run's rows, or the merged file, and files rewritten in the current
+    schema."""
 
-    partition: Partition
-    before: str | None
-    after: str | None
+    phase_one: list[tuple[str, str]]
+    finals: list[tuple[str, str]]
 
 
 def _partition_changes(
@@ -313,16 +336,19 @@ def _partition_changes(
 ) -> Iterator[_PartitionChange]:
     """Stage the files of every partition the run touches, one partition at a time.
 
-    A stored partition is streamed a slice at a time and merged with its new rows (both
-    sorted), so memory holds one slice and the run's new rows for that partition, not the
-    partition, which grows with the archive."""
+    A run's new rows for a partition become one new file; stored files are rewritten only
+    when they lose rows or when the partition would hold more than ``MAX_PARTITION_FILES``
+    files. Stored files are streamed a slice at a time, so memory holds a slice of each
+    file and the run's new rows for that partition, not the partition, which grows with the
+    archive."""
     moved: dict[Partition, list[pa.Table]] = {}
     for source in sorted({source for source, _ in plan.moves.values()}):
-        path = warehouse.partition_file(source)
+        files = warehouse.partition_files(source)
         leaving = sorted(h for h, (origin, _) in plan.moves.items() if origin == source)
-        if not path.exists():
+        if not files:
             raise WarehouseError(f"version {leaving[0]} to move is missing from {source}")
-        rows = _conform(_rows_with_hashes(path, leaving), ARTICLES_SCHEMA)
+        found = [_conform(rows, ARTICLES_SCHEMA) for rows in _rows_with_hashes(files, leaving)]
+        rows = pa.concat_tables(found) if found else ARTICLES_SCHEMA.remove_metadata().empty_table()
         for content_hash in leaving:
             _, table = plan.moves[content_hash]
             taken = rows.filter(pc.equal(rows.column("content_sha256"), content_hash))
@@ -343,22 +369,24 @@ def _partition_changes(
             staging,
             plan.file_metadata,
         )
-        if change is not None:
+        if change.phase_one or change.finals:
             yield change
 
 
-def _rows_with_hashes(path: Path, hashes: Sequence[str]) -> pa.Table:
-    """The rows of a stored partition whose content hash is in ``hashes``. Read a row group
-    at a time, its hash column first, so memory holds one row group, not the partition."""
+def _rows_with_hashes(paths: Sequence[Path], hashes: Sequence[str]) -> list[pa.Table]:
+    """The rows of stored files whose content hash is in ``hashes``, as each file stores
+    them. Read a row group at a time, its hash column first, so memory holds one row group,
+    not the partition."""
     wanted = pa.array(hashes, pa.string())
-    stored = pq.ParquetFile(path)
     found = []
-    for group in range(stored.num_row_groups):
-        digests = stored.read_row_group(group, columns=["content_sha256"]).column(0)
-        matches = pc.is_in(digests, wanted)
-        if pc.any(matches).as_py():
-            found.append(stored.read_row_group(group).filter(matches))
-    return pa.concat_tables(found) if found else stored.schema_arrow.empty_table()
+    for path in paths:
+        stored = pq.ParquetFile(path)
+        for group in range(stored.num_row_groups):
+            digests = stored.read_row_group(group, columns=["content_sha256"]).column(0)
+            matches = pc.is_in(digests, wanted)
+            if pc.any(matches).as_py():
+                found.append(stored.read_row_group(group).filter(matches))
+    return found
 
 
 def _stage_partition(
@@ -368,52 +396,113 @@ def _stage_partition(
     removed: set[str],
     staging: Path,
     metadata: Mapping[bytes, bytes],
-) -> _PartitionChange | None:
-    """Stage one partition: its stored rows less ``removed``, merged with ``new``."""
-    path = warehouse.partition_file(partition)
-    if not path.exists() and new is None:
-        return None
-    relative = path.relative_to(warehouse.root)
+) -> _PartitionChange:
+    """Stage one partition's changes: its stored files less the ``removed`` versions, plus
+    ``new`` (sorted), per the rules of ``_partition_changes``."""
+    files = warehouse.partition_files(partition)
+    leaving = pa.array(sorted(removed), pa.string())
+    losing = [path for path in files if removed and _holds_any(path, leaving)]
+    adds_file = new is not None and new.num_rows > 0
+    phase_one: list[tuple[str, str]] = []
+    finals: list[tuple[str, str]] = []
+
+    def stage(kind: str, target: Path, runs: list[_SortedRun]) -> str | None:
+        staged = staging / kind / target.relative_to(warehouse.root)
+        return _stage_merged(staged, runs, metadata)
+
+    if len(files) + adds_file > MAX_PARTITION_FILES:
+        first = files[0]
+        phase_one += [("", str(path)) for path in files[1:]]
+        if first in losing:
+            kept = stage("phase-1", first, [_SortedRun(_file_slices(first, leaving))])
+            phase_one.insert(0, (kept or "", str(first)))
+        merged = stage(
+            "final",
+            first,
+            [_SortedRun(_file_slices(path, leaving)) for path in files]
+            + ([_SortedRun(iter([new]))] if new is not None else []),
+        )
+        if merged is not None:
+            finals.append((merged, str(first)))
+        elif first not in losing:
+            phase_one.insert(0, ("", str(first)))
+        return _PartitionChange(phase_one, finals)
+    for path in files:
+        if path in losing:
+            kept = stage("phase-1", path, [_SortedRun(_file_slices(path, leaving))])
+            phase_one.append((kept or "", str(path)))
+        elif _is_outdated(path):
+            current = stage("final", path, [_SortedRun(_file_slices(path, leaving))])
+            finals.append((current or "", str(path)))
+    if adds_file:
+        target = warehouse.partition_dir(partition) / _next_part_name(files)
+        added = stage("final", target, [_SortedRun(iter([new]))] if new is not None else [])
+        if added is not None:
+            finals.append((added, str(target)))
+    return _PartitionChange(phase_one, finals)
+
+
+def _next_part_name(files: Sequence[Path]) -> str:
+    """The name of a partition's next file: one past the highest number in use."""
+    numbers = [int(match.group(1)) for path in files if (match := PART_FILE.fullmatch(path.name))]
+    return f"part-{max(numbers, default=-1) + 1}.parquet"
+
+
+def _holds_any(path: Path, hashes: pa.Array) -> bool:
+    """Whether a stored file holds a version with one of ``hashes`` (reads its hash column)."""
+    digests = pq.read_table(path, columns=["content_sha256"], partitioning=None).column(0)
+    return bool(pc.any(pc.is_in(digests, hashes)).as_py())
+
+
+def _file_slices(path: Path, removed: pa.Array) -> Iterator[pa.Table]:
+    """A stored file a slice at a time, in the current schema, less the ``removed`` hashes."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=PARTITION_READ_ROWS):
+        rows = _conform(pa.Table.from_batches([batch]), ARTICLES_SCHEMA)
+        if len(removed):
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("content_sha256"), removed)))
+        yield rows
+
+
+class _SortedRun:
+    """Rows in sort order, a slice at a time, with each row's sort key: one input of a merge."""
+
+    def __init__(self, slices: Iterator[pa.Table]) -> None:
+        self._slices = slices
+        self.rows = ARTICLES_SCHEMA.remove_metadata().empty_table()
+        self.keys: list[tuple[object, ...]] = []
+        self.position = 0
+
+    def advance(self) -> bool:
+        """Load the next slice that has rows; False when none is left."""
+        for rows in self._slices:
+            if rows.num_rows:
+                self.rows, self.keys, self.position = rows, _sort_keys(rows), 0
+                return True
+        return False
+
+
+def _stage_merged(
+    path: Path, runs: list[_SortedRun], metadata: Mapping[bytes, bytes]
+) -> str | None:
+    """Write the rows of sorted ``runs`` to ``path`` in sort order and make the file durable;
+    None (and no file) when they hold no row. Each step writes every row up to the smallest
+    last key of the runs' current slices, so memory holds one slice a run."""
     schema = ARTICLES_SCHEMA.remove_metadata().with_metadata(dict(metadata))
-    after_path = staging / "final" / relative
-    before_path = staging / "phase-1" / relative if path.exists() and removed else None
-    new_keys = [] if new is None else _sort_keys(new)
-    written = before_rows = after_rows = 0
-    with contextlib.ExitStack() as files:
-        after = files.enter_context(_staged_writer(after_path, schema))
-        before = files.enter_context(_staged_writer(before_path, schema)) if before_path else None
-        if path.exists():
-            leaving = pa.array(sorted(removed), pa.string())
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=PARTITION_READ_ROWS):
-                old = _conform(pa.Table.from_batches([batch]), ARTICLES_SCHEMA)
-                if old.num_rows == 0:
-                    continue
-                kept = old.filter(pc.invert(pc.is_in(old.column("content_sha256"), leaving)))
-                if before is not None and kept.num_rows:
-                    before.write_table(kept)
-                    before_rows += kept.num_rows
-                last = tuple(old.column(name)[-1].as_py() for name, _ in _SORT_KEYS)
-                upto = max(written, bisect.bisect_right(new_keys, last))
-                if new is not None and upto > written:
-                    kept = _sorted(pa.concat_tables([kept, new.slice(written, upto - written)]))
-                if kept.num_rows:
-                    after.write_table(kept)
-                    after_rows += kept.num_rows
-                written = upto
-        if new is not None and new.num_rows > written:
-            after.write_table(new.slice(written))
-            after_rows += new.num_rows - written
-    if after_rows == 0 and not path.exists():
-        after_path.unlink()
+    live = [run for run in runs if run.advance()]
+    if not live:
         return None
-    staged_before = _finish_staged(before_path) if before_path else None
-    if after_rows == 0 or (before_path is not None and after_rows == before_rows):
-        after_path.unlink()
-        if after_rows == 0 and before_rows == 0 and staged_before is not None:
-            Path(staged_before).unlink()
-            staged_before = None
-        return _PartitionChange(partition, staged_before, None)
-    return _PartitionChange(partition, staged_before, _finish_staged(after_path))
+    with _staged_writer(path, schema) as writer:
+        while live:
+            bound = min(run.keys[-1] for run in live)
+            pieces = []
+            for run in live:
+                upto = bisect.bisect_right(run.keys, bound, lo=run.position)
+                if upto > run.position:
+                    pieces.append(run.rows.slice(run.position, upto - run.position))
+                    run.position = upto
+            writer.write_table(pieces[0] if len(pieces) == 1 else _sorted(pa.concat_tables(pieces)))
+            live = [run for run in live if run.position < len(run.keys) or run.advance()]
+    return _finish_staged(path)
 
 
 def _sort_keys(table: pa.Table) -> list[tuple[object, ...]]:
@@ -438,10 +527,10 @@ def _finish_staged(path: Path) -> str:
 
 
 def _outdated_partitions(warehouse: Warehouse) -> Iterator[Partition]:
-    """Partitions whose file was written with an older schema: rewritten in the current one,
+    """Partitions with a file written under an older schema: rewritten in the current one,
     so that every file of a table always has the same columns."""
     for table in PARTITIONED_TABLES:
-        for path in warehouse.table_dir(table).glob("year=*/month=*/" + DATA_FILE):
+        for path in _table_part_files(warehouse, table):
             if _is_outdated(path):
                 year = int(path.parent.parent.name.removeprefix("year="))
                 month = int(path.parent.name.removeprefix("month="))
@@ -483,7 +572,7 @@ def read_table(warehouse: Warehouse, table: str) -> pa.Table | None:
 
 def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:
     directory = warehouse.table_dir(table)
-    files = sorted(str(path) for path in directory.glob("year=*/month=*/" + DATA_FILE))
+    files = [str(path) for path in _table_part_files(warehouse, table)]
     if not files:
         return None
     schema = TABLE_SCHEMAS[table].remove_metadata()
@@ -496,6 +585,12 @@ def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:
         partition_base_dir=str(directory),
         schema=schema,
     )
+
+
+def _table_part_files(warehouse: Warehouse, table: str) -> list[Path]:
+    """Every data file of a partitioned table, partition by partition."""
+    directories = sorted(warehouse.table_dir(table).glob("year=*/month=*"))
+    return [path for directory in directories for path in _part_files(directory)]
 
 
 def _append(warehouse: Warehouse, table: str, rows: pa.Table) -> pa.Table:

@@ -263,3 +263,53 @@ def test_every_latin_text_rule_holds_a_stem_the_shortcut_looks_for() -> None:
     for substring, _, _ in body_module._LATIN_SUBSTRING_TEXT_RULES:
         assert "s" in substring
         assert any(stem in substring for stem in body_module._LATIN_RULE_STEMS), substring
+
+
+_ANCHORED_RULE_EXAMPLES = (
+    "获取更多RSS",
+    "Feed enhanced by a plugin",
+    "Post tags: harbour",
+    "© 2024 Example News",
+    "(c) Example News",
+    "copyright Example News",
+    "分享到：",
+    "share this",
+    "see the english version",
+    "read the english version",
+    "continue reading on example.com",
+    "阅读全文",
+    "閱讀更多",
+    "read more",
+    "微信搜索 example",
+    "请关注我们的微信",
+    "关注公众号",
+    "下载 example app",
+)
+_CAPTION_EXAMPLES = (
+    "以下图片来自网络",
+    "图片来源：网络",
+    "圖：示例",
+    "来源：示例",
+    "摄：示例",
+    "photo: x",
+    "source: x",
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first_chars", "examples"),
+    [
+        ("_ANCHORED_TEXT_RULE", "_ANCHORED_FIRST_CHARS", _ANCHORED_RULE_EXAMPLES),
+        ("_CAPTION_TEXT", "_CAPTION_FIRST_CHARS", _CAPTION_EXAMPLES),
+    ],
+)
+def test_first_character_shortcuts_admit_every_character_their_pattern_can_start_with(
+    pattern: str, first_chars: str, examples: tuple[str, ...]
+) -> None:
+    # Each example matches; with its first character replaced by any other in the Basic
+    # Multilingual Plane, it may match only if the shortcut lets that character through.
+    regex, admitted = getattr(body_module, pattern), getattr(body_module, first_chars)
+    for text in examples:
+        assert regex.match(text), text
+        starters = {c for c in map(chr, range(0x10000)) if regex.match(c + text[1:])}
+        assert starters <= admitted, (text, sorted(starters - admitted))

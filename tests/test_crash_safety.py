@@ -24,7 +24,7 @@ import pytest
 
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
-from broadsheet.warehouse_commit import JOURNAL_NAME, staged_name
+from broadsheet.warehouse_commit import JOURNAL_NAME, PART_FILE, staged_name
 from tests.archive_files import bare
 
 pytestmark = pytest.mark.slow
@@ -105,7 +105,7 @@ def _assert_readable_and_consistent(warehouse: Path) -> None:
             continue
         for path in directory.rglob("*"):
             if path.is_file():
-                assert path.name == "part-0.parquet", f"stray file in a table: {path}"
+                assert PART_FILE.fullmatch(path.name), f"stray file in a table: {path}"
         if not any(directory.rglob("*.parquet")):
             continue
         pl.scan_parquet(directory / "**" / "*.parquet", hive_partitioning=True).collect()

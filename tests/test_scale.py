@@ -25,8 +25,8 @@ from broadsheet.allocators import ARROW_POOL_VARIABLE, glibc_malloc_trim, pyarro
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
-from broadsheet.warehouse_commit import open_warehouse
-from schemas import LEDGER_SCHEMA
+from broadsheet.warehouse_commit import MAX_PARTITION_FILES, PART_FILE, open_warehouse
+from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA
 from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article
 
 LEDGER_IDENTITY = ["source_path", "size", "mtime_ns", "content_sha256", "article_id"]
@@ -104,7 +104,9 @@ def test_a_run_in_waves_ends_with_the_tables_of_one_commit(
     _assert_runs_reconcile(runs)
     for table in ("articles", "article_versions"):
         for partition in (waves.warehouse / table).glob("year=*/month=*"):
-            assert [p.name for p in partition.iterdir()] == ["part-0.parquet"]
+            names = sorted(p.name for p in partition.iterdir())
+            assert 1 <= len(names) <= MAX_PARTITION_FILES, names
+            assert all(PART_FILE.fullmatch(name) for name in names), names
     assert not any((waves.warehouse / "_staging").iterdir())
 
 
@@ -378,6 +380,76 @@ def test_rows_leaving_a_partition_are_found_in_every_row_group(tmp_path: Path) -
         pa.table({"content_sha256": digests, "n": list(range(10))}), path, row_group_size=3
     )
     wanted = [digests[1], digests[4], digests[9], "f" * 64]
-    found = warehouse_commit._rows_with_hashes(path, wanted)
-    assert found.column("n").to_pylist() == [1, 4, 9]
-    assert warehouse_commit._rows_with_hashes(path, ["f" * 64]).num_rows == 0
+    found = warehouse_commit._rows_with_hashes([path, path], wanted)
+    assert [n for rows in found for n in rows.column("n").to_pylist()] == [1, 4, 9, 1, 4, 9]
+    assert warehouse_commit._rows_with_hashes([path], ["f" * 64]) == []
+
+
+def _article_rows(keys: list[tuple[int, str, str]]) -> pa.Table:
+    """Minimal ``articles`` rows with the given sort keys (published_at ms, id, hash)."""
+    rows = len(keys)
+    columns: dict[str, pa.Array] = {}
+    for field in ARTICLES_SCHEMA:
+        if field.name in ("published_at", "article_id", "content_sha256"):
+            position = ("published_at", "article_id", "content_sha256").index(field.name)
+            columns[field.name] = pa.array([key[position] for key in keys], field.type)
+        elif pa.types.is_list(field.type):
+            columns[field.name] = pa.array([[]] * rows, field.type)
+        elif field.nullable:
+            columns[field.name] = pa.nulls(rows, field.type)
+        elif pa.types.is_timestamp(field.type):
+            columns[field.name] = pa.array([0] * rows, field.type)
+        else:
+            columns[field.name] = pa.array(["x"] * rows, field.type)
+    return pa.Table.from_pydict(columns, schema=ARTICLES_SCHEMA.remove_metadata())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.sampled_from("abc"),
+            st.text("0123456789abcdef", min_size=8, max_size=8),
+        ),
+        unique_by=lambda key: key[2],
+        max_size=60,
+    ),
+    runs=st.integers(1, 5),
+    slice_rows=st.integers(1, 7),
+    data=st.data(),
+)
+def test_a_merge_of_sorted_runs_writes_every_row_once_in_sort_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: list[tuple[int, str, str]],
+    runs: int,
+    slice_rows: int,
+    data: st.DataObject,
+) -> None:
+    owners = [data.draw(st.integers(0, runs - 1)) for _ in keys]
+    sorted_runs = []
+    for run in range(runs):
+        rows = _article_rows(
+            sorted(k for k, owner in zip(keys, owners, strict=True) if owner == run)
+        )
+        slices = [rows.slice(start, slice_rows) for start in range(0, rows.num_rows, slice_rows)]
+        sorted_runs.append(warehouse_commit._SortedRun(iter(slices)))
+    staging = tmp_path_factory.mktemp("merge") / "_staging" / "run" / "commit"
+    path = staging / "final" / "part-0.parquet"
+
+    staged = warehouse_commit._stage_merged(path, sorted_runs, {})
+
+    if not keys:
+        assert staged is None
+        assert not path.exists()
+        return
+    merged = pq.read_table(staged)
+    written = list(
+        zip(
+            [int(value.timestamp() * 1000) for value in merged.column("published_at").to_pylist()],
+            merged.column("article_id").to_pylist(),
+            merged.column("content_sha256").to_pylist(),
+            strict=True,
+        )
+    )
+    assert written == sorted(keys)

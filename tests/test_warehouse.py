@@ -21,8 +21,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from broadsheet.pipeline import RunSummary, run_ingest
-from broadsheet.resolve import RUN_OUTCOME_COLUMNS
-from broadsheet.warehouse_commit import WarehouseBusyError, open_warehouse, warehouse_lock
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
+from broadsheet.warehouse_commit import (
+    MAX_PARTITION_FILES,
+    PART_FILE,
+    WarehouseBusyError,
+    open_warehouse,
+    warehouse_lock,
+)
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 from tests.archive_files import bare, with_front_matter
 
@@ -257,10 +263,12 @@ def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_p
     assert pl.read_parquet(warehouse / "skips" / "part-0.parquet").height == 1
 
 
-def test_each_partition_keeps_one_file_over_many_runs(tmp_path: Path) -> None:
+def test_a_partition_holds_at_most_a_few_files_over_many_runs(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     warehouse = tmp_path / "warehouse"
-    for index in range(12):
+    partition = warehouse / "articles" / "year=2024" / "month=1"
+    file_counts = []
+    for index in range(2 * MAX_PARTITION_FILES + 2):
         write_article(
             inputs,
             f"{index:02d}.md",
@@ -269,11 +277,58 @@ def test_each_partition_keeps_one_file_over_many_runs(tmp_path: Path) -> None:
             text=f"Story {index}.",
         )
         ingest(inputs, warehouse)
-    partition_files = list((warehouse / "articles").rglob("*.parquet"))
-    assert [p.relative_to(warehouse).as_posix() for p in partition_files] == [
-        "articles/year=2024/month=1/part-0.parquet"
+        files = sorted(partition.iterdir())
+        assert all(PART_FILE.fullmatch(path.name) for path in files), files
+        file_counts.append(len(files))
+        rows = pl.concat([pl.read_parquet(path) for path in files])
+        assert rows.height == index + 1
+        assert rows.get_column("article_id").is_unique().all()
+        for path in files:
+            published = pl.read_parquet(path).get_column("published_at")
+            assert published.is_sorted()
+    # Each run adds a file; the run that would make MAX_PARTITION_FILES + 1 merges them all.
+    cycle = list(range(1, MAX_PARTITION_FILES + 1))
+    assert file_counts == [*cycle, *cycle, 1, 2]
+    assert set((warehouse / "articles").rglob("*.parquet")) == set(partition.iterdir())
+
+
+def test_a_run_rewrites_only_the_stored_files_that_lose_rows(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    warehouse = tmp_path / "warehouse"
+    partition = warehouse / "articles" / "year=2024" / "month=1"
+    for index in range(3):
+        write_article(
+            inputs,
+            f"{index}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024 + index * DAY,
+            text=f"Story {index}.",
+        )
+        ingest(inputs, warehouse)
+    before = {path.name: path.stat().st_ino for path in partition.iterdir()}
+    assert sorted(before) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+
+    write_article(
+        inputs,
+        "1-newer.md",
+        url="https://news.example/1",
+        epoch_ms=JAN_2024 + 5 * DAY,
+        text="Story 1, updated.",
+    )
+    summary = ingest(inputs, warehouse)
+
+    assert summary.count(Outcome.ARTICLE_WRITTEN) == 1
+    after = {path.name: path.stat().st_ino for path in partition.iterdir()}
+    # part-1 held the older version of article 1: it moved to article_versions, which
+    # emptied that file; the other stored files are untouched and the new version is part-3.
+    assert sorted(after) == ["part-0.parquet", "part-2.parquet", "part-3.parquet"]
+    assert after["part-0.parquet"] == before["part-0.parquet"]
+    assert after["part-2.parquet"] == before["part-2.parquet"]
+    assert pl.read_parquet(partition / "part-3.parquet").get_column("paragraphs").to_list() == [
+        ["Story 1, updated."]
     ]
-    assert pq.read_table(partition_files[0]).num_rows == 12
+    versions = pl.read_parquet(warehouse / "article_versions" / "**" / "*.parquet")
+    assert versions.get_column("paragraphs").to_list() == [["Story 1."]]
 
 
 def test_same_rows_in_same_order_whatever_the_batch_size_or_order(
