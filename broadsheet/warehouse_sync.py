@@ -7,14 +7,16 @@ Object stores have no atomic rename and no lock, so a run does not commit there 
    objects that changed since the copy last saw them;
 3. it runs the ordinary local ingest on the copy: lock, journal, atomic swaps, recovery;
 4. it pushes what the run changed: first a marker object (``_push.json``) listing every upload
-   (with its SHA-256) and deletion, then the files, tables in ``PUSH_ORDER`` (data first, the
-   ledger after them, the runs row last), then the deletions, then it removes the marker.
+   (with its SHA-256) and deletion, then the deletions (partition files that a merge folded
+   into another, or that lost all their rows), then the files, tables in ``PUSH_ORDER`` (data
+   first, the ledger after them, the runs row last), then it removes the marker.
 
 Each object appears whole (a PUT is atomic), but a reader listing the tables during step 4 may
-see some files of the run and not others. A run that finds the marker of a push interrupted
-by a crash repeats it from its working copy when that copy holds exactly the listed files, and
-otherwise stops with an error rather than guess. Only one machine may write a remote warehouse
-at a time: nothing on the store enforces it.
+see some files of the run and not others. Deleting first means such a reader may miss rows
+that are being merged, but does not see them twice. A run that finds the marker of a push
+interrupted by a crash repeats it from its working copy when that copy holds exactly the
+listed files, and otherwise stops with an error rather than guess. Only one machine may
+write a remote warehouse at a time: nothing on the store enforces it.
 """
 
 from __future__ import annotations
@@ -135,10 +137,10 @@ def _finish_interrupted_push(remote: str, local: Path) -> None:
 
 
 def _apply_push(remote: str, local: Path, uploads: list[str], deletions: list[str]) -> None:
-    for relative in uploads:
-        object_store.write_bytes(f"{remote}/{relative}", (local / relative).read_bytes())
     for relative in deletions:
         object_store.delete(f"{remote}/{relative}")
+    for relative in uploads:
+        object_store.write_bytes(f"{remote}/{relative}", (local / relative).read_bytes())
     object_store.delete(f"{remote}/{PUSH_MARKER}")
     _write_manifest(remote, local)
 

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from broadsheet import object_store
+from broadsheet import object_store, warehouse_sync
 from broadsheet.pipeline import RunSummary
 from broadsheet.runner import Runner
 from broadsheet.warehouse_commit import WarehouseError
@@ -202,3 +202,30 @@ def test_cli_runs_on_s3_and_a_missing_prefix_exits_2(
     missing = broadsheet("run", f"s3://{BUCKET}/nothing-here", cwd=tmp_path, home=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: input path does not exist: s3://{BUCKET}/nothing-here"
+
+
+def test_a_push_deletes_merged_away_files_before_it_uploads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A merge folds part-1 into part-0: uploading part-0 first would let a reader of the
+    # store see part-1's rows twice; deleting part-1 first can only hide them for a moment.
+    partition = "articles/year=2024/month=1"
+    local = tmp_path / "copy"
+    (local / partition).mkdir(parents=True)
+    (local / partition / "part-0.parquet").write_bytes(b"merged")
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(object_store, "delete", lambda url: calls.append(("delete", url)))
+    monkeypatch.setattr(
+        object_store, "write_bytes", lambda url, data: calls.append(("upload", url))
+    )
+    monkeypatch.setattr(warehouse_sync, "_write_manifest", lambda remote, local: None)
+
+    warehouse_sync._apply_push(
+        "s3://bucket/w", local, [f"{partition}/part-0.parquet"], [f"{partition}/part-1.parquet"]
+    )
+
+    assert calls == [
+        ("delete", f"s3://bucket/w/{partition}/part-1.parquet"),
+        ("upload", f"s3://bucket/w/{partition}/part-0.parquet"),
+        ("delete", f"s3://bucket/w/{PUSH_MARKER}"),
+    ]
