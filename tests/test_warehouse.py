@@ -263,19 +263,24 @@ def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_p
     assert pl.read_parquet(warehouse / "skips" / "part-0.parquet").height == 1
 
 
+def _write_story(inputs: Path, index: int) -> None:
+    """Story ``index`` of January 2024, published ``index`` days into the month."""
+    write_article(
+        inputs,
+        f"{index:02d}.md",
+        url=f"https://news.example/{index}",
+        epoch_ms=JAN_2024 + index * DAY,
+        text=f"Story {index}.",
+    )
+
+
 def test_a_partition_holds_at_most_a_few_files_over_many_runs(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     warehouse = tmp_path / "warehouse"
     partition = warehouse / "articles" / "year=2024" / "month=1"
     file_counts = []
     for index in range(2 * MAX_PARTITION_FILES + 2):
-        write_article(
-            inputs,
-            f"{index:02d}.md",
-            url=f"https://news.example/{index}",
-            epoch_ms=JAN_2024 + index * DAY,
-            text=f"Story {index}.",
-        )
+        _write_story(inputs, index)
         ingest(inputs, warehouse)
         files = sorted(partition.iterdir())
         assert all(PART_FILE.fullmatch(path.name) for path in files), files
@@ -297,13 +302,7 @@ def test_a_run_rewrites_only_the_stored_files_that_lose_rows(tmp_path: Path) -> 
     warehouse = tmp_path / "warehouse"
     partition = warehouse / "articles" / "year=2024" / "month=1"
     for index in range(3):
-        write_article(
-            inputs,
-            f"{index}.md",
-            url=f"https://news.example/{index}",
-            epoch_ms=JAN_2024 + index * DAY,
-            text=f"Story {index}.",
-        )
+        _write_story(inputs, index)
         ingest(inputs, warehouse)
     before = {path.name: path.stat().st_ino for path in partition.iterdir()}
     assert sorted(before) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
