@@ -402,7 +402,7 @@ def _stage_partition(
     files = warehouse.partition_files(partition)
     leaving = pa.array(sorted(removed), pa.string())
     losing = [path for path in files if removed and _holds_any(path, leaving)]
-    adds_file = new is not None and new.num_rows > 0
+    new_runs = [_SortedRun(iter([new]))] if new is not None and new.num_rows else []
     phase_one: list[tuple[str, str]] = []
     finals: list[tuple[str, str]] = []
 
@@ -410,7 +410,7 @@ def _stage_partition(
         staged = staging / kind / target.relative_to(warehouse.root)
         return _stage_merged(staged, runs, metadata)
 
-    if len(files) + adds_file > MAX_PARTITION_FILES:
+    if len(files) + len(new_runs) > MAX_PARTITION_FILES:
         first = files[0]
         phase_one += [("", str(path)) for path in files[1:]]
         if first in losing:
@@ -419,8 +419,7 @@ def _stage_partition(
         merged = stage(
             "final",
             first,
-            [_SortedRun(_file_slices(path, leaving)) for path in files]
-            + ([_SortedRun(iter([new]))] if new is not None else []),
+            [_SortedRun(_file_slices(path, leaving)) for path in files] + new_runs,
         )
         if merged is not None:
             finals.append((merged, str(first)))
@@ -434,9 +433,9 @@ def _stage_partition(
         elif _is_outdated(path):
             current = stage("final", path, [_SortedRun(_file_slices(path, leaving))])
             finals.append((current or "", str(path)))
-    if adds_file:
+    if new_runs:
         target = warehouse.partition_dir(partition) / _next_part_name(files)
-        added = stage("final", target, [_SortedRun(iter([new]))] if new is not None else [])
+        added = stage("final", target, new_runs)
         if added is not None:
             finals.append((added, str(target)))
     return _PartitionChange(phase_one, finals)
