@@ -43,6 +43,7 @@ from broadsheet.runner import Runner
 
 if TYPE_CHECKING:
     from broadsheet.pipeline import RunSummary
+    from broadsheet.read_inputs import Discovery
     from broadsheet.warehouse_query import Result
 
 app = typer.Typer(
@@ -191,10 +192,16 @@ def _run_flow(
             target = open_warehouse(warehouse)
             if not wait:
                 probe_lock(target)
+        discovery = prefetch_discovery(inputs)
+        if _nothing_to_read(discovery, warehouse, own_server=server.running):
+            server.stop()
+            _run_without_prefect(inputs, warehouse, batch_size, wait, started)
+            return
     except WarehouseBusyError as error:
         _fail(str(error), EXIT_BUSY)
     except WarehouseError as error:
         _fail(str(error), EXIT_FATAL)
+    del discovery  # the run takes the prefetched listing itself
     from flows.ingest import RunnerUnavailableError, ingest_flow
 
     try:
@@ -202,7 +209,6 @@ def _run_flow(
     except RunnerUnavailableError as error:
         _fail(str(error), EXIT_USAGE)
     preload_flow_run_modules()
-    prefetch_discovery(inputs)
     try:
         server.wait_ready()
     except PrefectServerError as error:
@@ -214,6 +220,35 @@ def _run_flow(
         again = " (retryable: run again)" if getattr(error, "retryable", False) else ""
         _fail(f"{error}{again}", EXIT_FATAL)
     _print_summary(summary, time.perf_counter() - started, warehouse)
+
+
+def _nothing_to_read(discovery: Discovery | None, warehouse: str, *, own_server: bool) -> bool:
+    """Whether this run may skip Prefect: it runs on its own temporary Prefect server (none
+    is configured, so no one else sees its flow runs), its input and warehouse are local, and
+    the ledger shows no file to read. Its flow run would only have recorded that."""
+    from broadsheet.pipeline import count_files_to_read
+
+    if not own_server or discovery is None or object_store.is_remote(warehouse):
+        return False
+    return count_files_to_read(discovery, warehouse) == 0
+
+
+def _run_without_prefect(
+    inputs: list[str], warehouse: str, batch_size: int, wait: bool, started: float
+) -> None:
+    """Run the ingest that found nothing to read in this process: the same code as the flow
+    (lock, recovery of an interrupted commit, skips, the runs table), without starting Prefect.
+    A file that arrived since the check is read here, in this process."""
+    from broadsheet.pipeline import run_ingest
+    from broadsheet.warehouse_commit import WarehouseBusyError, WarehouseError
+
+    try:
+        summary = run_ingest(inputs, warehouse, batch_size=batch_size, wait=wait)
+    except WarehouseBusyError as error:
+        _fail(str(error), EXIT_BUSY)
+    except WarehouseError as error:
+        _fail(str(error), EXIT_FATAL)
+    _print_summary(summary, time.perf_counter() - started, warehouse, prefect_started=False)
 
 
 @contextlib.contextmanager
@@ -261,11 +296,19 @@ _OUTCOME_LABELS = {
 }
 
 
-def _print_summary(summary: RunSummary, wall_seconds: float, warehouse: str) -> None:
-    _say(
-        f"Run {summary.run_id} finished in {wall_seconds:.1f} s "
-        f"({summary.seconds:.1f} s ingesting, the rest starting Prefect and its server)."
-    )
+def _print_summary(
+    summary: RunSummary, wall_seconds: float, warehouse: str, *, prefect_started: bool = True
+) -> None:
+    if prefect_started:
+        _say(
+            f"Run {summary.run_id} finished in {wall_seconds:.1f} s "
+            f"({summary.seconds:.1f} s ingesting, the rest starting Prefect and its server)."
+        )
+    else:
+        _say(
+            f"Run {summary.run_id} finished in {wall_seconds:.1f} s. The ledger showed no new "
+            "or changed file, so it ran without starting Prefect."
+        )
     if summary.recovered_previous_commit:
         _say("It first completed the commit of an earlier run that had been interrupted.")
     table = Table(show_header=True)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import kill_point
-from broadsheet.read_inputs import InputFile, discover_for_run, read_input
+from broadsheet.read_inputs import Discovery, InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
     READ_PLAN_COLUMNS,
     RUN_OUTCOME_COLUMNS,
@@ -332,6 +332,14 @@ def run_ingest(
         dict(tally.reject_counts),
         tally.reject_examples,
     )
+
+
+def count_files_to_read(discovery: Discovery, warehouse_dir: str) -> int:
+    """How many of the files in ``discovery`` a run would read now, going by the ledger of
+    the warehouse at ``warehouse_dir`` (new, changed, or last parsed by another parser
+    version). Read-only and without the lock, so only a hint: a run plans again under it."""
+    ledger = read_ledger(open_warehouse(warehouse_dir))
+    return int(plan_reads(discovery.files, ledger, PARSER_VERSION).to_read.num_rows)
 
 
 def _ingest_wave(

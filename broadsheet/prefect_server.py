@@ -96,6 +96,11 @@ class EarlyTemporaryServer:
         self.url: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether this CLI started the server (no Prefect API was configured)."""
+        return self._process is not None
+
     def start(self) -> None:
         """Launch the server unless a Prefect API is configured or ephemeral mode is off."""
         ephemeral = os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true").lower()

@@ -166,8 +166,9 @@ _prefetched: _Prefetch | None = None
 _prefetch_lock = threading.Lock()
 
 
-def prefetch_discovery(paths: Sequence[str]) -> None:
-    """List the files under local ``paths`` now, for the next run in this process to take.
+def prefetch_discovery(paths: Sequence[str]) -> Discovery | None:
+    """List the files under local ``paths`` now, for the next run in this process to take;
+    return the listing (None where it is left to the run).
 
     The CLI calls this while it waits for Prefect's temporary server to start, so a re-run's
     listing (about 0.5 s for 100,000 files) overlaps that wait instead of following it. A run
@@ -177,13 +178,14 @@ def prefetch_discovery(paths: Sequence[str]) -> None:
     """
     global _prefetched
     if any(object_store.is_remote(str(path)) for path in paths):
-        return
+        return None
     try:
         discovery = discover(paths)
     except (InputPathError, OSError):
-        return
+        return None
     with _prefetch_lock:
         _prefetched = _Prefetch(tuple(map(str, paths)), discovery, time.monotonic())
+    return discovery
 
 
 def discover_for_run(paths: Sequence[Path | str]) -> Discovery:

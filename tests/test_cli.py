@@ -6,7 +6,9 @@ import gc
 import importlib.util
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,8 +17,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from broadsheet.cli import skip_exit_collection
+from broadsheet.cli import _nothing_to_read, skip_exit_collection
+from broadsheet.pipeline import run_ingest
 from broadsheet.prefect_server import FLOW_RUN_MODULES
+from broadsheet.read_inputs import discover
+from tests.archive_files import bare
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
 
@@ -55,6 +60,52 @@ def test_run_without_paths_ingests_the_bundled_sample_quietly(tmp_path: Path) ->
         "hive_partitioning=true)"
     ).fetchall()[0][0]
     assert count == 17
+
+
+@pytest.mark.slow
+def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    inputs = tmp_path / "inputs"
+    shutil.copytree(sample_dir, inputs)
+    home = tmp_path / "prefect"
+
+    first = broadsheet("run", str(inputs), cwd=tmp_path, home=home)
+    again = broadsheet("run", str(inputs), cwd=tmp_path, home=home)
+    (inputs / "late.md").write_text(
+        bare("Late story", "https://news.example/late", 1_704_067_200_000, "<p>Late.</p>"),
+        encoding="utf-8",
+    )
+    third = broadsheet("run", str(inputs), cwd=tmp_path, home=home)
+
+    for result in (first, again, third):
+        assert result.returncode == 0, result.stderr
+        assert not NOISE.search(result.stdout + result.stderr), result.stdout + result.stderr
+    assert "starting Prefect and its server" in first.stdout
+    assert "ran without starting Prefect" in again.stdout
+    assert re.search(r"unchanged \(not read\)\s*│\s*23", again.stdout)
+    assert "starting Prefect and its server" in third.stdout
+    assert re.search(r"articles written\s*│\s*1\b", third.stdout)
+    with sqlite3.connect(home / "prefect.db") as database:
+        assert database.execute("SELECT count(*) FROM flow_run").fetchone() == (2,)
+    runs = duckdb.execute(
+        f"SELECT files_seen, unchanged FROM read_parquet('{tmp_path}/warehouse/runs/*.parquet') "
+        "ORDER BY started_at"
+    ).fetchall()
+    assert runs == [(23, 0), (23, 23), (24, 23)]
+
+
+def test_only_a_run_on_its_own_temporary_prefect_server_may_skip_prefect(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    run_ingest([str(sample_dir)], str(warehouse))
+    listing = discover([sample_dir])
+    assert _nothing_to_read(listing, str(warehouse), own_server=True)
+    assert not _nothing_to_read(listing, str(warehouse), own_server=False)
+    assert not _nothing_to_read(listing, "s3://bucket/warehouse", own_server=True)
+    assert not _nothing_to_read(None, str(warehouse), own_server=True)
+    assert not _nothing_to_read(listing, str(tmp_path / "new-warehouse"), own_server=True)
 
 
 def test_missing_input_path_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from broadsheet.pipeline import RunSummary, run_ingest
+from broadsheet.pipeline import RunSummary, count_files_to_read, run_ingest
+from broadsheet.read_inputs import discover
 from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
 from broadsheet.warehouse_commit import (
     MAX_PARTITION_FILES,
@@ -235,6 +236,21 @@ def test_new_parser_version_reprocesses_every_file_without_duplicating(
     assert set(articles.get_column("parser_version")) == {"99.0.0"}
     assert table(warehouse, "article_versions").is_empty()
     assert ingest(inputs, warehouse).outcomes == {"unchanged": 7}
+
+
+def test_the_count_of_files_to_read_follows_the_ledger(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    assert count_files_to_read(discover([inputs]), str(warehouse)) == 7
+    ingest(inputs, warehouse)
+    assert count_files_to_read(discover([inputs]), str(warehouse)) == 0
+    os.utime(inputs / "a1.md", ns=(time.time_ns(), time.time_ns()))
+    write_article(inputs, "new.md", url="https://news.example/new", epoch_ms=JAN_2024, text="N")
+    assert count_files_to_read(discover([inputs]), str(warehouse)) == 2
+    ingest(inputs, warehouse)
+    monkeypatch.setattr("broadsheet.pipeline.PARSER_VERSION", "99.0.0")
+    assert count_files_to_read(discover([inputs]), str(warehouse)) == 8
 
 
 def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_path: Path) -> None:
