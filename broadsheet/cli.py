@@ -306,8 +306,9 @@ def _print_summary(
         )
     else:
         _say(
-            f"Run {summary.run_id} finished in {wall_seconds:.1f} s. The ledger showed no new "
-            "or changed file, so it ran without starting Prefect."
+            f"Run {summary.run_id} finished in {wall_seconds:.1f} s ({summary.seconds:.1f} s "
+            "ingesting). The ledger showed no new or changed file, so it ran without starting "
+            "Prefect."
         )
     if summary.recovered_previous_commit:
         _say("It first completed the commit of an earlier run that had been interrupted.")

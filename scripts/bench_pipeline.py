@@ -7,8 +7,9 @@ For each corpus size it generates a synthetic archive (scripts/synthetic_corpus.
 measures, alternating within each repeat: (a) the floor, reading every file and lxml-parsing
 it in this process; (b) a full ``broadsheet run`` into a new warehouse (a subprocess: wall
 time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the same warehouse,
-both wall and the seconds the CLI reports as ingesting (what a re-run costs on a Prefect
-server that is already up, as under ``broadsheet serve``), each against the full run's.
+both wall (with no Prefect server configured, a run with nothing to read skips Prefect: see
+the README) and the seconds the CLI reports as ingesting (what the flow itself spends on a
+no-op, as under ``broadsheet serve``), each against the full run's.
 Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the ``bench``
 extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and between each
 two consecutive sizes the steady-state throughput (extra files per extra second of a full run)
