@@ -466,14 +466,14 @@ class _SortedRun:
     """Rows in sort order, a slice at a time, with each row's sort key: one input of a merge."""
 
     def __init__(self, slices: Iterator[pa.Table]) -> None:
-        self._slices = slices
+        self.slices = slices
         self.rows = ARTICLES_SCHEMA.remove_metadata().empty_table()
         self.keys: list[tuple[object, ...]] = []
         self.position = 0
 
     def advance(self) -> bool:
         """Load the next slice that has rows; False when none is left."""
-        for rows in self._slices:
+        for rows in self.slices:
             if rows.num_rows:
                 self.rows, self.keys, self.position = rows, _sort_keys(rows), 0
                 return True
@@ -487,6 +487,8 @@ def _stage_merged(
     None (and no file) when they hold no row. Each step writes every row up to the smallest
     last key of the runs' current slices, so memory holds one slice a run."""
     schema = ARTICLES_SCHEMA.remove_metadata().with_metadata(dict(metadata))
+    if len(runs) == 1:
+        return _stage_in_order(path, runs[0].slices, schema)
     live = [run for run in runs if run.advance()]
     if not live:
         return None
@@ -501,6 +503,20 @@ def _stage_merged(
                     run.position = upto
             writer.write_table(pieces[0] if len(pieces) == 1 else _sorted(pa.concat_tables(pieces)))
             live = [run for run in live if run.position < len(run.keys) or run.advance()]
+    return _finish_staged(path)
+
+
+def _stage_in_order(path: Path, slices: Iterator[pa.Table], schema: pa.Schema) -> str | None:
+    """``_stage_merged`` of a single run: its slices are already in order, so they are
+    written as they come, without the merge's per-row sort keys."""
+    filled = (table for table in slices if table.num_rows)
+    first = next(filled, None)
+    if first is None:
+        return None
+    with _staged_writer(path, schema) as writer:
+        writer.write_table(first)
+        for table in filled:
+            writer.write_table(table)
     return _finish_staged(path)
 
 
