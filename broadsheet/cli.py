@@ -238,16 +238,11 @@ def _run_without_prefect(
 ) -> None:
     """Run the ingest that found nothing to read in this process: the same code as the flow
     (lock, recovery of an interrupted commit, skips, the runs table), without starting Prefect.
-    A file that arrived since the check is read here, in this process."""
+    A file that arrived since the check is read here, in this process. The caller turns a
+    busy or broken warehouse into its exit code."""
     from broadsheet.pipeline import run_ingest
-    from broadsheet.warehouse_commit import WarehouseBusyError, WarehouseError
 
-    try:
-        summary = run_ingest(inputs, warehouse, batch_size=batch_size, wait=wait)
-    except WarehouseBusyError as error:
-        _fail(str(error), EXIT_BUSY)
-    except WarehouseError as error:
-        _fail(str(error), EXIT_FATAL)
+    summary = run_ingest(inputs, warehouse, batch_size=batch_size, wait=wait)
     _print_summary(summary, time.perf_counter() - started, warehouse, prefect_started=False)
 
 
@@ -307,8 +302,8 @@ def _print_summary(
     else:
         _say(
             f"Run {summary.run_id} finished in {wall_seconds:.1f} s ({summary.seconds:.1f} s "
-            "ingesting). The ledger showed no new or changed file, so it ran without starting "
-            "Prefect."
+            "ingesting). When it started, the ledger showed no new or changed file, so it ran "
+            "without starting Prefect."
         )
     if summary.recovered_previous_commit:
         _say("It first completed the commit of an earlier run that had been interrupted.")
