@@ -313,3 +313,28 @@ def test_first_character_shortcuts_admit_every_character_their_pattern_can_start
         assert regex.match(text), text
         starters = {c for c in map(chr, range(0x10000)) if regex.match(c + text[1:])}
         assert starters <= admitted, (text, sorted(starters - admitted))
+
+
+_DECORATIONISH = st.lists(
+    st.sampled_from(
+        [
+            *("ICON", "icons", "/", "_", "-", ".", "Spinner", "loading.GIF", "ZOOM", "avatar"),
+            *("Logo", "wp-smiley", "EMOJI", "ſpinner", "\u212a", "ı", "x", "é", " "),
+        ]
+    ),
+    max_size=8,
+).map("".join)
+
+
+@given(_DECORATIONISH)
+@example("ſpinner")
+@example("ICONS/x.png")
+def test_decoration_shortcut_never_changes_the_answer_of_the_decoration_patterns(
+    text: str,
+) -> None:
+    for parts, pattern in (
+        (body_module._DECORATION_SRC_PARTS, body_module._DECORATION_SRC),
+        (body_module._DECORATION_ATTRIBUTE_PARTS, body_module._DECORATION_ATTRIBUTE),
+    ):
+        if pattern.search(text):
+            assert body_module._may_match(text, parts), (text, pattern.pattern)

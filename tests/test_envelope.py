@@ -148,6 +148,12 @@ def test_utf8_bom_is_dropped() -> None:
     assert decode_document("\ufeff<!--1-->".encode()) == "<!--1-->"
 
 
+@pytest.mark.parametrize(("bom", "offset"), [(b"", 5), (b"\xef\xbb\xbf", 8)])
+def test_a_bad_byte_is_reported_at_its_offset_in_the_file(bom: bytes, offset: int) -> None:
+    with pytest.raises(RejectError, match=f"byte {offset} is not valid UTF-8"):
+        decode_document(bom + b"<!--1\xff-->")
+
+
 # Titles with the nasty cases: quotes, backslashes, brackets, emoji, CJK, space runs.
 titles = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")),

@@ -9,6 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from transforms import article_id, canonical_url
+from transforms import links as links_module
 from transforms.links import is_http_url
 
 
@@ -67,3 +68,23 @@ def test_http_url_shortcut_agrees_with_a_full_parse(url: str) -> None:
     except ValueError as error:
         shortcut = f"ValueError: {error}"
     assert shortcut == _full_parse_says_http(url)
+
+
+_PLACEHOLDERISH = st.lists(
+    st.sampled_from(
+        [
+            *("https://img.example/", "PLACEHOLDER", "Grey-Placeholder", "blank.GIF"),
+            *("spacer.gif", "Transparent.PNG", "transparent.gif", "LazyLoad", "lazy-load"),
+            *("lazy_load", "lazy", "load", ".", "ſpacer.gif", "\u212a", "é", "x"),
+        ]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@given(_PLACEHOLDERISH)
+@example("https://img.example/ſpacer.gif")
+@example("https://img.example/LAZY-LOAD/a.jpg")
+def test_placeholder_shortcut_gives_the_answer_of_the_placeholder_pattern(src: str) -> None:
+    expected = links_module._PLACEHOLDER_SRC.search(src) is not None
+    assert links_module._is_placeholder(src) == expected

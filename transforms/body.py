@@ -172,6 +172,10 @@ _CAPTION_TEXT_MAX_CHARS = 80
 _CAPTION_FIRST_CHARS = frozenset("以图圖来來摄攝PpSsſ")
 """Every character a ``_CAPTION_TEXT`` match can start with."""
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
+_DECORATION_SRC_PARTS = ("icon", "spinner", "loading.gif")
+"""Every ``_DECORATION_SRC`` match holds one of these, lower-cased."""
+_DECORATION_ATTRIBUTE_PARTS = ("zoom", "icon", "avatar", "wp-smiley", "emoji", "logo")
+"""``_DECORATION_ATTRIBUTE``'s alternatives as plain substrings."""
 _URL = re.compile(r"https?://", re.IGNORECASE)
 _META_MAX_CHARS = 120
 _CLOCK_CHECK_MASK = 255  # look at the clock every 256 parser events
@@ -224,8 +228,12 @@ def extract_body(
     """Classify the text of an article's HTML and collect its images and share links."""
     if not html.strip():
         return Body()
-    parser = _parser()
-    root: etree._Element | None = etree.fromstring(html, parser)
+    try:
+        markup: str | bytes = html.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: only lxml's own str path takes them
+        markup = html
+    parser = _parser(utf8=isinstance(markup, bytes))
+    root: etree._Element | None = etree.fromstring(markup, parser)
     _raise_on_lost_content(parser)
     if root is None:
         return Body()
@@ -246,9 +254,12 @@ def extract_body(
 _PARSERS = threading.local()
 
 
-def _parser() -> etree.HTMLParser:
-    """One lxml parser per thread: lxml parsers must not be shared between threads."""
-    parser: etree.HTMLParser | None = getattr(_PARSERS, "parser", None)
+def _parser(*, utf8: bool) -> etree.HTMLParser:
+    """One lxml parser per thread and input type: lxml parsers must not be shared between
+    threads. The body is parsed as UTF-8 bytes (libxml2 reads them as they are; a ``str``
+    of CJK text costs it a conversion) and only a string UTF-8 cannot encode as ``str``."""
+    name = "utf8_parser" if utf8 else "str_parser"
+    parser: etree.HTMLParser | None = getattr(_PARSERS, name, None)
     if parser is None:
         parser = etree.HTMLParser(
             remove_comments=True,
@@ -256,8 +267,9 @@ def _parser() -> etree.HTMLParser:
             no_network=True,
             recover=True,
             huge_tree=True,
+            encoding="utf-8" if utf8 else None,
         )
-        _PARSERS.parser = parser
+        setattr(_PARSERS, name, parser)
     return parser
 
 
@@ -383,6 +395,12 @@ def _context(
 def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | None] | None:
     """The role an element's attributes give its text, or None when they say nothing."""
     names: list[str] = element.keys()  # type: ignore[assignment]  # HTML names are str
+    if len(names) == 1:  # most elements: one attribute, and a class when it matters
+        name = names[0]
+        if name == "class":
+            return _class_context(f"{element.get('class')} ")
+        if name not in _RULE_ATTRIBUTE_NAMES and name != "id" and "data-selfpromo" not in name:
+            return None
     promo = "data-selfpromo" in " ".join(names)
     if promo or not _RULE_ATTRIBUTE_NAMES.isdisjoint(names):
         if element.get("hidden") is not None or _HIDDEN_STYLE.search(element.get("style", "")):
@@ -491,12 +509,26 @@ def _take_image(walk: _Walk, element: etree._Element) -> None:
     context = f"{attributes.get('class', '')} {attributes.get('id', '')}"
     if parent is not None:
         context += f" {parent.get('class', '')} {parent.get('id', '')}"
-    if _DECORATION_ATTRIBUTE.search(context):
+    if _may_match(context, _DECORATION_ATTRIBUTE_PARTS) and _DECORATION_ATTRIBUTE.search(context):
         return
     url = image_source(attributes, walk.base_url)
-    if url is not None and not _DECORATION_SRC.search(url):
+    if url is not None and not (
+        _may_match(url, _DECORATION_SRC_PARTS) and _DECORATION_SRC.search(url)
+    ):
         walk.image_urls.append(url)
         walk.image_since_last_block = True
+
+
+def _may_match(text: str, parts: tuple[str, ...]) -> bool:
+    """False when an IGNORECASE pattern needing one of ``parts`` cannot match ``text``.
+
+    Only ASCII text is ruled out this way: lower-casing it is exactly the pattern's case
+    folding, whereas some non-ASCII letters (such as the long s) fold onto ASCII ones.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(part in lowered for part in parts)
 
 
 def _flush(walk: _Walk) -> None:
