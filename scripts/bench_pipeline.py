@@ -1,7 +1,7 @@
 """End-to-end benchmark: synthetic corpora, measured side by side in one process.
 
 Usage: python scripts/bench_pipeline.py [--sizes 20000 100000] [--repeats 3] [--workdir DIR]
-                                       [--scaling-size N]
+                                       [--scaling-size N] [--rescrapes nearby|scattered]
 
 For each corpus size it generates a synthetic archive (scripts/synthetic_corpus.py), then
 measures, alternating within each repeat: (a) the floor, reading every file and lxml-parsing
@@ -13,7 +13,9 @@ no-op, as under ``broadsheet serve``), each against the full run's.
 Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the ``bench``
 extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and between each
 two consecutive sizes the steady-state throughput (extra files per extra second of a full run)
-and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``) are reused.
+and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``, or
+``corpus-N-scattered`` for ``--rescrapes scattered``: see scripts/synthetic_corpus.py) are
+reused.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_corpus import generate
+from synthetic_corpus import RESCRAPE_PLACEMENTS, generate
 
 BROADSHEET = Path(sys.executable).with_name("broadsheet")
 
@@ -126,11 +128,18 @@ def main() -> None:
         default=None,
         help="corpus size for 1 against 2 worker processes (default: the first of --sizes)",
     )
+    parser.add_argument(
+        "--rescrapes",
+        choices=RESCRAPE_PLACEMENTS,
+        default="nearby",
+        help="where the corpora's re-scrapes fall (see scripts/synthetic_corpus.py)",
+    )
     options = parser.parse_args()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; medians of {options.repeats}; workdir {workdir}"
+        f"{platform.python_version()}; medians of {options.repeats}; re-scrapes "
+        f"{options.rescrapes}; workdir {workdir}"
     )
     print(
         f"{'files':>8} {'floor docs/s':>13} {'run docs/s':>11} {'run/floor':>10} "
@@ -141,7 +150,7 @@ def main() -> None:
     peak_rss: dict[int, float] = {}
     floor_rates: dict[int, float] = {}
     for size in options.sizes:
-        corpus = _corpus(workdir, size)
+        corpus = _corpus(workdir, size, options.rescrapes)
         floors, runs, noops, peaks, run_ingests, noop_ingests = [], [], [], [], [], []
         for repeat in range(options.repeats):
             floors.append(floor(corpus))
@@ -177,26 +186,28 @@ def main() -> None:
             f"{small:,} -> {large:,} files: steady state {steady:,.0f} docs/s, "
             f"{steady / floor_rate:.2f} x the floor; peak RSS x{growth:.2f}"
         )
-    _fixed_cost_and_scaling(workdir, options.scaling_size or options.sizes[0], options.repeats)
-    rate = trafilatura_rate(workdir / f"corpus-{options.sizes[0]}")
+    _fixed_cost_and_scaling(
+        workdir, options.scaling_size or options.sizes[0], options.repeats, options.rescrapes
+    )
+    rate = trafilatura_rate(_corpus(workdir, options.sizes[0], options.rescrapes))
     if rate is None:
         print("trafilatura: not installed (pip install -e '.[bench]')")
     else:
         print(f"trafilatura on a 2,000-file subset: {rate:,.0f} docs/s")
 
 
-def _corpus(workdir: Path, size: int) -> Path:
+def _corpus(workdir: Path, size: int, rescrapes: str) -> Path:
     """The synthetic corpus of ``size`` files in ``workdir``, generated on first use."""
-    corpus = workdir / f"corpus-{size}"
+    corpus = workdir / (f"corpus-{size}" if rescrapes == "nearby" else f"corpus-{size}-{rescrapes}")
     if not corpus.exists():
-        generate(corpus, size)
+        generate(corpus, size, rescrapes=rescrapes)
     return corpus
 
 
-def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
+def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int, rescrapes: str) -> None:
     """A 10-file run (wall, Prefect start-up included), and 1 against 2 worker processes on
     the first corpus (the seconds the CLI reports as ingesting)."""
-    ten = _corpus(workdir, 10)
+    ten = _corpus(workdir, 10, rescrapes)
     fixed = []
     for repeat in range(repeats):
         warehouse = workdir / f"warehouse-10-{repeat}"
@@ -204,7 +215,7 @@ def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int) -> None:
         fixed.append(broadsheet_run(ten, warehouse)[0])
         shutil.rmtree(warehouse)
     print(f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s")
-    corpus = _corpus(workdir, size)
+    corpus = _corpus(workdir, size, rescrapes)
     ingest: dict[int, list[float]] = {1: [], 2: []}
     for repeat in range(repeats):
         for workers in (1, 2):

@@ -3,8 +3,17 @@
 Formats in the real corpus's proportions (front matter + bare header 87%, front matter +
 HTML 7%, dated 5%, bare 1%), bodies from a few sentences to long essays with images, share
 widgets, captions, bylines and boilerplate, about 5% bad files (empty, binary, truncated,
-headerless) and about 3% re-scrapes of an earlier URL (half identical bytes, half a later
-version). Deterministic for a given seed. All text is generated here; nothing is copied.
+headerless) and about 3% re-scrapes of an earlier URL (half identical bytes, half a version
+published 1 hour to 14 days later). Deterministic for a given seed. All text is generated
+here; nothing is copied.
+
+Where re-scrapes fall (``--rescrapes``):
+
+- ``nearby`` (default), as in the real corpus, whose 25 re-scraped URLs lie 1 to 119 files
+  after their first capture in path order: a re-scrape repeats one of the 200 articles
+  written just before it.
+- ``scattered``, a worst case for the warehouse: a re-scrape repeats any of the first 5,000
+  articles, so every later commit supersedes versions stored by the first.
 """
 
 from __future__ import annotations
@@ -105,8 +114,17 @@ def _bad_file(rng: random.Random) -> bytes:
     )
 
 
-def generate(directory: Path, files: int, seed: int = 7) -> Path:
-    """Write ``files`` synthetic archive files under ``directory`` (sharded by hundreds)."""
+RESCRAPE_PLACEMENTS = ("nearby", "scattered")
+_NEARBY_ARTICLES = 200
+_SCATTERED_ARTICLES = 5000
+_HOUR_MS = 3_600_000
+
+
+def generate(directory: Path, files: int, seed: int = 7, rescrapes: str = "nearby") -> Path:
+    """Write ``files`` synthetic archive files under ``directory`` (sharded by thousands);
+    ``rescrapes`` is one of ``RESCRAPE_PLACEMENTS`` (see the module docstring)."""
+    if rescrapes not in RESCRAPE_PLACEMENTS:
+        raise ValueError(f"rescrapes must be one of {RESCRAPE_PLACEMENTS}, not {rescrapes!r}")
     rng = random.Random(seed)
     start_ms = 1_577_836_800_000  # 2020-01-01
     written: list[tuple[str, int, bytes]] = []
@@ -118,17 +136,16 @@ def generate(directory: Path, files: int, seed: int = 7) -> Path:
             data = _bad_file(rng)
         elif draw < 0.08 and written:
             url, epoch_ms, previous = rng.choice(written)
-            data = (
-                previous
-                if rng.random() < 0.5
-                else render_article(rng, number, url, epoch_ms + 3_600_000)
-            )
+            later_ms = epoch_ms + rng.randint(1, 14 * 24) * _HOUR_MS
+            data = previous if rng.random() < 0.5 else render_article(rng, number, url, later_ms)
         else:
             url = f"https://news{number % 7}.example/{number}/story-{rng.randrange(10**6)}"
             epoch_ms = start_ms + rng.randrange(5 * 365 * 86_400_000)
             data = render_article(rng, number, url, epoch_ms)
-            if len(written) < 5000:
+            if rescrapes == "nearby" or len(written) < _SCATTERED_ARTICLES:
                 written.append((url, epoch_ms, data))
+            if rescrapes == "nearby" and len(written) > _NEARBY_ARTICLES:
+                del written[0]
         (shard / f"{number:07d}.md").write_bytes(data)
     return directory
 
@@ -139,8 +156,9 @@ def main() -> None:
     parser.add_argument("directory", type=Path)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rescrapes", choices=RESCRAPE_PLACEMENTS, default="nearby")
     options = parser.parse_args()
-    generate(options.directory, options.files, options.seed)
+    generate(options.directory, options.files, options.seed, options.rescrapes)
 
 
 if __name__ == "__main__":
