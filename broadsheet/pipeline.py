@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from broadsheet.allocators import release_free_memory
@@ -292,9 +294,12 @@ def run_ingest(
         skipped = discovery.skipped
         plan = plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
         del discovery  # the plan holds what is still needed of the files found
-        files_to_read = plan.to_read.num_rows
+        files_to_read, unchanged = plan.to_read.num_rows, plan.unchanged
         batch_size = batch_size or automatic_batch_size(files_to_read)
         wave_starts = range(0, files_to_read, wave_files) or range(1)
+        waves = _WaveFiles.spill(plan.to_read, wave_starts, wave_files, warehouse, run_id)
+        del plan
+        release_free_memory()  # the files found and the plan are on disk or gone now
         context = _RunContext(
             warehouse,
             run_id,
@@ -308,19 +313,18 @@ def run_ingest(
         tally = _RunTally(
             Counter(
                 {
-                    Outcome.UNCHANGED.value: plan.unchanged,
+                    Outcome.UNCHANGED.value: unchanged,
                     Outcome.SKIPPED.value: len(skipped),
                 }
             )
         )
         skips = _new_skips(warehouse, [(s.path, s.reason.value, s.detail) for s in skipped])
         first_batch = 0
-        for start in wave_starts:
-            first_batch += _ingest_wave(
-                context, plan.to_read.slice(start, wave_files), first_batch, skips, tally
-            )
+        for wave in range(len(wave_starts)):
+            first_batch += _ingest_wave(context, waves.read(wave), first_batch, skips, tally)
             skips = []
             release_free_memory()  # what this wave freed goes back before the next one
+        waves.remove()
     return RunSummary(
         run_id,
         warehouse.root,
@@ -332,6 +336,46 @@ def run_ingest(
         dict(tally.reject_counts),
         tally.reject_examples,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _WaveFiles:
+    """A run's read plan, one Arrow IPC file a wave, so that only the wave being ingested is
+    in memory (76 bytes a file, measured: 36.5 MiB for 500,000 files). The files live in the
+    warehouse's ``_staging`` beside the run's own directory, which each commit empties; a
+    killed run's are dropped by the next run's recovery like any abandoned staging."""
+
+    directory: Path
+
+    @classmethod
+    def spill(
+        cls,
+        to_read: pa.Table,
+        wave_starts: range,
+        wave_files: int,
+        warehouse: Warehouse,
+        run_id: str,
+    ) -> _WaveFiles:
+        """Write the plan's slice of each wave to its own file."""
+        directory = warehouse.staging_dir(f"{run_id}-plan")
+        directory.mkdir(parents=True, exist_ok=True)
+        for wave, start in enumerate(wave_starts):
+            rows = to_read.slice(start, wave_files)
+            with pa.ipc.new_file(directory / f"wave-{wave}.arrow", rows.schema) as writer:
+                writer.write_table(rows)
+        return cls(directory)
+
+    def read(self, wave: int) -> pa.Table:
+        """The plan of one wave, read into memory; its file is deleted."""
+        path = self.directory / f"wave-{wave}.arrow"
+        with pa.OSFile(str(path)) as source:
+            rows = pa.ipc.open_file(source).read_all()
+        path.unlink()
+        return rows
+
+    def remove(self) -> None:
+        """Delete the directory once every wave was read."""
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def count_files_to_read(discovery: Discovery, warehouse_dir: str) -> int:

@@ -21,7 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broadsheet import pipeline, warehouse_commit
-from broadsheet.allocators import ARROW_POOL_VARIABLE, glibc_malloc_trim, pyarrow_has_jemalloc
+from broadsheet.allocators import (
+    ARROW_POOL_VARIABLE,
+    JEMALLOC_CONF_VARIABLE,
+    RETURN_PAGES_AT_ONCE,
+    glibc_malloc_trim,
+    pyarrow_has_jemalloc,
+)
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
@@ -108,6 +114,37 @@ def test_a_run_in_waves_ends_with_the_tables_of_one_commit(
             assert 1 <= len(names) <= MAX_PARTITION_FILES, names
             assert all(PART_FILE.fullmatch(name) for name in names), names
     assert not any((waves.warehouse / "_staging").iterdir())
+
+
+def test_only_the_wave_being_ingested_has_its_plan_in_memory(
+    tmp_path: Path, sample_dir: Path, versions_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The plan of the waves still to come waits on disk, one file a wave; each wave's file
+    # is gone once read, and the wave gets exactly its slice of the plan, in path order.
+    paths = [str(sample_dir), str(versions_dir)]
+    ingest_wave = pipeline._ingest_wave
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def recording_ingest_wave(context: pipeline._RunContext, wave: pa.Table, *rest: object) -> int:
+        plan_dirs = list((context.warehouse.root / "_staging").glob("*-plan"))
+        waiting = sorted(p.name for d in plan_dirs for p in d.iterdir())
+        seen.append((wave.column("path").to_pylist(), waiting))
+        return ingest_wave(context, wave, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_ingest_wave", recording_ingest_wave)
+    summary = run_ingest(paths, str(tmp_path / "w"), batch_size=2, wave_files=10)
+
+    assert [waiting for _, waiting in seen] == [
+        ["wave-1.arrow", "wave-2.arrow", "wave-3.arrow"],
+        ["wave-2.arrow", "wave-3.arrow"],
+        ["wave-3.arrow"],
+        [],
+    ]
+    read = [path for wave, _ in seen for path in wave]
+    assert [len(wave) for wave, _ in seen] == [10, 10, 10, 2]
+    assert read == sorted(read)
+    assert len(set(read)) == summary.files_seen == 32
+    assert not any((summary.warehouse / "_staging").iterdir())
 
 
 def test_a_run_killed_between_waves_keeps_them_and_the_next_run_reads_the_rest(
@@ -271,6 +308,7 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
 
 
 _ALLOCATOR_PROBE = """
+import os
 import sys
 from broadsheet.allocators import prefer_jemalloc
 import broadsheet.cli  # the CLI's own imports must leave Arrow's choice open
@@ -281,15 +319,22 @@ path = sys.argv[1]
 pq.write_table(pa.table({"n": list(range(100_000)), "s": ["x" * 20] * 100_000}), path)
 pq.read_table(path)
 print(chose, pa.default_memory_pool().backend_name, pa.mimalloc_memory_pool().max_memory())
+print(os.environ.get("JE_ARROW_MALLOC_CONF", "unset"))
 """
 
 
-def _probe_allocator(tmp_path: Path, pool_variable: str | None) -> list[str]:
-    """In a fresh interpreter: what ``prefer_jemalloc`` chose, pyarrow's default pool, and
-    the peak bytes Arrow allocated with mimalloc while it wrote and read a Parquet file."""
-    environment = {k: v for k, v in os.environ.items() if k != ARROW_POOL_VARIABLE}
+def _probe_allocator(
+    tmp_path: Path, pool_variable: str | None, jemalloc_conf: str | None = None
+) -> list[str]:
+    """In a fresh interpreter: what ``prefer_jemalloc`` chose, pyarrow's default pool, the
+    peak bytes Arrow allocated with mimalloc while it wrote and read a Parquet file, and the
+    jemalloc options left for the processes it starts."""
+    ours = (ARROW_POOL_VARIABLE, JEMALLOC_CONF_VARIABLE)
+    environment = {k: v for k, v in os.environ.items() if k not in ours}
     if pool_variable is not None:
         environment[ARROW_POOL_VARIABLE] = pool_variable
+    if jemalloc_conf is not None:
+        environment[JEMALLOC_CONF_VARIABLE] = jemalloc_conf
     completed = subprocess.run(
         [sys.executable, "-c", _ALLOCATOR_PROBE, str(tmp_path / "probe.parquet")],
         capture_output=True,
@@ -304,18 +349,26 @@ def _probe_allocator(tmp_path: Path, pool_variable: str | None) -> list[str]:
 def test_the_cli_chooses_jemalloc_for_all_of_arrow_before_pyarrow_is_imported(
     tmp_path: Path,
 ) -> None:
-    chose, backend, mimalloc_peak = _probe_allocator(tmp_path, None)
+    chose, backend, mimalloc_peak, jemalloc_conf = _probe_allocator(tmp_path, None)
     if not pyarrow_has_jemalloc():
-        assert (chose, backend) == ("False", "mimalloc")
+        assert (chose, backend, jemalloc_conf) == ("False", "mimalloc", "unset")
         return
     # Parquet's reader and writer allocate from Arrow's C++ default, not pyarrow's: nothing
-    # of theirs may go through mimalloc.
+    # of theirs may go through mimalloc. Freed pages go back at once, here and in workers.
     assert (chose, backend, mimalloc_peak) == ("True", "jemalloc", "0")
+    assert jemalloc_conf == RETURN_PAGES_AT_ONCE
 
 
 def test_a_chosen_arrow_allocator_is_kept(tmp_path: Path) -> None:
-    chose, backend, _ = _probe_allocator(tmp_path, "system")
-    assert (chose, backend) == ("False", "system")
+    chose, backend, _, jemalloc_conf = _probe_allocator(tmp_path, "system")
+    assert (chose, backend, jemalloc_conf) == ("False", "system", "unset")
+
+
+def test_jemalloc_options_the_user_set_are_kept(tmp_path: Path) -> None:
+    if not pyarrow_has_jemalloc():
+        pytest.skip("pyarrow was built without jemalloc")
+    chose, backend, _, jemalloc_conf = _probe_allocator(tmp_path, None, "dirty_decay_ms:500")
+    assert (chose, backend, jemalloc_conf) == ("True", "jemalloc", "dirty_decay_ms:500")
 
 
 def test_pyarrow_build_configuration_is_read_without_importing_pyarrow() -> None:
