@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc
-import pyarrow.parquet as pq
 
 from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import kill_point
@@ -52,6 +51,7 @@ from broadsheet.warehouse_commit import (
     CommitPlan,
     Warehouse,
     commit,
+    open_staging_writer,
     open_warehouse,
     read_ledger,
     read_stored_versions,
@@ -149,7 +149,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
     results: list[FileResult] = []
     rejects: list[RejectRow] = []
     rows = []
-    staged = _StagedArticles(Path(staging) / "articles" / f"batch-{batch.index:06d}.parquet")
+    staged = _StagedArticles(Path(staging) / "articles" / f"batch-{batch.index:06d}.arrow")
 
     def reject(
         input_file: InputFile, digest: str | None, reason: RejectReason, detail: str
@@ -202,16 +202,16 @@ whatever the batch size."""
 
 
 class _StagedArticles:
-    """One batch's article rows, written to its staging file a row group at a time."""
+    """One batch's article rows, written to its staging file a record batch at a time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
 
     def write(self, rows: pa.Table) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, rows.schema, compression="lz4")
+            self._writer = open_staging_writer(self.path, rows.schema)
         self._writer.write_table(rows)
 
     def close(self) -> str | None:
@@ -535,7 +535,7 @@ class _PartitionWriters:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files: dict[Partition, Path] = {}
-        self._writers: dict[Partition, pq.ParquetWriter] = {}
+        self._writers: dict[Partition, pa.ipc.RecordBatchFileWriter] = {}
         self._buffers: dict[Partition, list[pa.Table]] = {}
         self._buffered = 0
 
@@ -555,10 +555,10 @@ class _PartitionWriters:
             writer = self._writers.get(partition)
             if writer is None:
                 table, year, month = partition
-                self.files[partition] = self.directory / f"{table}-{year}-{month}.parquet"
+                self.files[partition] = self.directory / f"{table}-{year}-{month}.arrow"
                 self.directory.mkdir(parents=True, exist_ok=True)
-                writer = self._writers[partition] = pq.ParquetWriter(
-                    self.files[partition], ARTICLES_SCHEMA, compression="lz4"
+                writer = self._writers[partition] = open_staging_writer(
+                    self.files[partition], ARTICLES_SCHEMA
                 )
             writer.write_table(pa.concat_tables(pieces))
         self._buffers.clear()
@@ -612,21 +612,23 @@ def _stage_incoming(
 
 def _staged_chunks(results: Sequence[BatchResult]) -> Iterator[pa.Table]:
     """The article rows the parse tasks staged, about ``STAGED_CHUNK_ROWS`` at a time (whole
-    row groups)."""
+    record batches)."""
     for result in results:
         if result.staged_articles is None:
             continue
-        staged = pq.ParquetFile(result.staged_articles)
-        groups: list[int] = []
-        rows = 0
-        for group in range(staged.num_row_groups):
-            groups.append(group)
-            rows += staged.metadata.row_group(group).num_rows
-            if rows >= STAGED_CHUNK_ROWS:
-                yield staged.read_row_groups(groups)
-                groups, rows = [], 0
-        if groups:
-            yield staged.read_row_groups(groups)
+        with pa.memory_map(result.staged_articles) as source:
+            staged = pa.ipc.open_file(source)
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            for index in range(staged.num_record_batches):
+                batch = staged.get_batch(index)
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= STAGED_CHUNK_ROWS:
+                    yield pa.Table.from_batches(batches)
+                    batches, rows = [], 0
+            if batches:
+                yield pa.Table.from_batches(batches)
 
 
 def _new_skips(

@@ -307,6 +307,44 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
     assert merged.schema.metadata == {b"k": b"v"}
 
 
+_NASTY_TEXT = st.one_of(
+    st.none(),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20),
+    st.sampled_from(["", "\r\n", "\"quoted\" 'text'", "emoji 📰🗞️", "\x00nul", "同一条新闻"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            _NASTY_TEXT,
+            st.lists(_NASTY_TEXT, max_size=4),
+            st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        ),
+        max_size=30,
+    ),
+    write_rows=st.integers(min_value=1, max_value=7),
+)
+def test_staging_files_give_back_exactly_the_rows_written(
+    rows: list[tuple[str | None, list[str | None], int | None]], write_rows: int
+) -> None:
+    schema = pa.schema(
+        [("title", pa.string()), ("paragraphs", pa.list_(pa.string())), ("n", pa.int64())]
+    )
+    table = pa.Table.from_pylist(
+        [{"title": t, "paragraphs": p, "n": n} for t, p, n in rows], schema=schema
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "staged.arrow"
+        with warehouse_commit.open_staging_writer(path, schema) as writer:
+            for start in range(0, max(table.num_rows, 1), write_rows):
+                writer.write_table(table.slice(start, write_rows))
+        read = warehouse_commit.read_staging_file(path)
+    assert read.schema == schema
+    assert read.to_pylist() == table.to_pylist()
+
+
 _ALLOCATOR_PROBE = """
 import os
 import sys
