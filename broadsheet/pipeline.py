@@ -560,7 +560,8 @@ class _PartitionWriters:
                 writer = self._writers[partition] = open_staging_writer(
                     self.files[partition], ARTICLES_SCHEMA
                 )
-            writer.write_table(pa.concat_tables(pieces))
+            # One record batch for the partition's slices: a batch per slice costs far more.
+            writer.write_table(pa.concat_tables(pieces).combine_chunks())
         self._buffers.clear()
         self._buffered = 0
 
