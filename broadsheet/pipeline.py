@@ -54,6 +54,7 @@ from broadsheet.warehouse_commit import (
     open_staging_writer,
     open_warehouse,
     read_ledger,
+    read_staging_file,
     read_stored_versions,
     read_table,
     recover,
@@ -361,15 +362,14 @@ class _WaveFiles:
         directory.mkdir(parents=True, exist_ok=True)
         for wave, start in enumerate(wave_starts):
             rows = to_read.slice(start, wave_files)
-            with pa.ipc.new_file(directory / f"wave-{wave}.arrow", rows.schema) as writer:
+            with open_staging_writer(directory / f"wave-{wave}.arrow", rows.schema) as writer:
                 writer.write_table(rows)
         return cls(directory)
 
     def read(self, wave: int) -> pa.Table:
         """The plan of one wave, read into memory; its file is deleted."""
         path = self.directory / f"wave-{wave}.arrow"
-        with pa.OSFile(str(path)) as source:
-            rows = pa.ipc.open_file(source).read_all()
+        rows = read_staging_file(path)
         path.unlink()
         return rows
 
