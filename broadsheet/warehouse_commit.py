@@ -319,8 +319,8 @@ STAGING_COMPRESSION = "lz4"
 
 def open_staging_writer(path: Path, schema: pa.Schema) -> pa.ipc.RecordBatchFileWriter:
     """A writer of an intermediate file that only this run reads back: Arrow IPC with LZ4
-    buffers, which costs a fraction of Parquet's encoding (measured: writing the incoming
-    rows of 100,000 files as Parquet took 4.5 s of a 100,000-file run's serial commit work)."""
+    buffers, with none of Parquet's encoding to pay (measured side by side, 20,000 files:
+    sorting a wave's rows into partitions took 1.66 s this way against 2.29 s as Parquet)."""
     options = pa.ipc.IpcWriteOptions(compression=STAGING_COMPRESSION)
     return pa.ipc.new_file(str(path), schema, options=options)
 
