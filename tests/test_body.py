@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,19 @@ from transforms import (
 from transforms import body as body_module
 
 BASE = "https://news.example/2020/10/13/story"
+
+
+@pytest.fixture(
+    scope="module",
+    autouse=True,
+    params=["python", "c"] if body_module.C_WALKER_BUILT else ["python"],
+)
+def walker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every rule here holds for both walks of the tree: the C one and the pure-Python one."""
+    saved = body_module.WALKER
+    body_module.WALKER = request.param
+    yield request.param
+    body_module.WALKER = saved
 
 
 def test_rfi_style_article_shaped_like_the_seed(sample_dir: Path) -> None:

@@ -10,9 +10,11 @@ the project's extraction rubric (README, "Extraction rules").
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -238,7 +240,7 @@ def extract_body(
     if root is None:
         return Body()
     walk = _Walk(base_url)
-    _walk_tree(walk, root, time.perf_counter() + time_limit_seconds)
+    _WALKS[WALKER](walk, root, time.perf_counter() + time_limit_seconds)
     _flush(walk)
     return Body(
         paragraphs=tuple(walk.paragraphs),
@@ -285,7 +287,7 @@ def _raise_on_lost_content(parser: etree.HTMLParser) -> None:
             raise RejectError(reason, f"HTML parser stopped at line {entry.line}: {entry.message}")
 
 
-def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
+def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> None:
     """Walk the tree in document order with lxml's C iterator (no recursion, no depth limit).
 
     Each open element has a frame (role, discard reason, bold, block flag, outer container);
@@ -300,10 +302,7 @@ def _walk_tree(walk: _Walk, root: etree._Element, deadline: float) -> None:
     for event, element in events:
         count += 1
         if not count & _CLOCK_CHECK_MASK and time.perf_counter() > deadline:
-            raise RejectError(
-                RejectReason.TIME_LIMIT,
-                f"body extraction passed its time limit after {count:,} parser events",
-            )
+            raise _time_limit_reject(count)
         if event == "end":
             frame = frames.pop()
             if frame[3]:
@@ -369,7 +368,14 @@ def _place_leaf_block(
     """A block with no child elements (most paragraphs): one block of its own text."""
     text = element.text
     if text:
-        text = normalise_text(text)
+        _place_leaf_text(walk, text, tag, role, reason, bold)
+
+
+def _place_leaf_text(
+    walk: _Walk, text: str, tag: str, role: Role, reason: DiscardReason | None, bold: bool
+) -> None:
+    """Place the text of a leaf block, with the block itself as the container."""
+    text = normalise_text(text)
     if text:
         outer_container = walk.container
         walk.container = tag
@@ -645,3 +651,61 @@ def _is_bold_heading(walk: _Walk, text: str) -> bool:
     if not walk.paragraphs and len(text) >= _LEAD_MIN_CHARS:
         return False
     return len(text) <= _HEADING_MAX_CHARS and not _URL.search(text)
+
+
+def _time_limit_reject(events: int) -> RejectError:
+    return RejectError(
+        RejectReason.TIME_LIMIT,
+        f"body extraction passed its time limit after {events:,} parser events",
+    )
+
+
+def _walk_tree_c(walk: _Walk, root: etree._Element, deadline: float) -> None:
+    """The walk of ``_walk_tree_python``, done in C by ``transforms._walker``: same events,
+    frames and rules, calling back into this module for everything but the per-node work."""
+    events = _walker.walk_tree(walk, root, deadline)
+    if events is not None:
+        raise _time_limit_reject(events)
+
+
+_WALKS: dict[str, Callable[[_Walk, etree._Element, float], None]] = {"python": _walk_tree_python}
+
+try:
+    from transforms import _walker
+except ImportError:  # installed without a C compiler: the pure-Python walk gives the same output
+    C_WALKER_BUILT = False
+else:
+    C_WALKER_BUILT = True
+    _walker.configure(
+        tag_kinds=_TAG_KINDS,
+        rule_tags=_TAG_RULE_TAGS,
+        bold_tags=_BOLD_TAGS,
+        heading_tags=_HEADING_TAGS,
+        rule_attribute_names=_RULE_ATTRIBUTE_NAMES,
+        role_body=Role.BODY,
+        role_heading=Role.HEADING,
+        role_caption=Role.CAPTION,
+        role_meta=Role.META,
+        role_boilerplate=Role.BOILERPLATE,
+        reason_share_widget=DiscardReason.SHARE_WIDGET,
+        reason_media_fallback=DiscardReason.MEDIA_FALLBACK,
+        flush=_flush,
+        place_leaf_text=_place_leaf_text,
+        share_link=share_link,
+        discard_subtree=_discard_subtree,
+        take_image=_take_image,
+        context=_context,
+        tag_context=_tag_context,
+        class_context=_class_context,
+        perf_counter=time.perf_counter,
+    )
+    _WALKS["c"] = _walk_tree_c
+
+WALKER = os.environ.get("BROADSHEET_WALKER") or ("c" if C_WALKER_BUILT else "python")
+"""Which walk ``extract_body`` uses: ``c`` when the extension is built, else ``python``. The
+``BROADSHEET_WALKER`` environment variable picks one (for comparisons); both give the same
+output."""
+if WALKER not in _WALKS:
+    raise ValueError(
+        f"BROADSHEET_WALKER={WALKER!r} is not available here; choose one of {sorted(_WALKS)}"
+    )

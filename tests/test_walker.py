@@ -1,0 +1,244 @@
+"""The C walk (transforms/_walker.c) against the pure-Python walk it replaces.
+
+``extract_body`` must give the same ``Body`` (discards included) or the same reject whichever
+walk runs, so these tests run both on generated HTML full of awkward cases and on every file of
+the real corpus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from transforms import RejectError, RejectReason
+from transforms import body as body_module
+from transforms.article import decode_document
+from transforms.envelope import parse_envelope
+
+needs_c_walker = pytest.mark.skipif(
+    not body_module.C_WALKER_BUILT, reason="transforms._walker was not built (no C compiler)"
+)
+
+_TEXTS = st.sampled_from(
+    [
+        "Ordinary paragraph text of a news article.",
+        "Short words",
+        "它说：“这是正文。”",
+        "",
+        " ",
+        "\n  \t",
+        "\r\n",
+        "\xa0",
+        "\u3000",
+        "plain words",
+        "  spaced   out  ",
+        "它说：“这是正文。”",
+        "emoji 🎉 and \u200bzero\u200cwidth\u00ad",
+        "quotes \"double\" and 'single'",
+        "e\u0301 combining",
+        "&amp; &lt;b&gt; &#x4e2d; &nbsp;",
+        "© 2024 Example",
+        "Share this:",
+        "来源：新华社",
+        "17/02/2024 - 15:16",
+        "责编：张三",
+        "以下图片来自网络",
+        "Your browser does not support the video tag.",
+        "获取更多RSS：",
+        "A bold line that is longer than twenty characters",
+        "http://example.com/in-text",
+        "x" * 130,
+    ]
+)
+_BLOCK_TAGS = st.sampled_from("p p p div div ul ol h2 figure section blockquote table".split())
+_TAGS = st.sampled_from(
+    "p div span b strong strong b i em a a a ul ol li li h2 h3 figure figcaption small time "
+    "table tr td section blockquote header footer nav aside center u font custom-tag".split()
+)
+_CLASSES = st.sampled_from(
+    [
+        "",
+        "content",
+        "ad",
+        "adsbygoogle",
+        "share-bar",
+        "social_links",
+        "related-links",
+        "readmore",
+        "caption",
+        "figure-img",
+        "sr-only",
+        "newsletter",
+        "Content ARTICLE",
+    ]
+)
+_HREFS = st.sampled_from(
+    [
+        "",
+        "/relative/story",
+        "https://example.com/story",
+        "https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fa.example%2Fx",
+        "https://twitter.com/intent/tweet?text=see%20https://a.example/x&amp;via=y",
+        "whatsapp://send?text=https://a.example/x",
+        "mailto:?subject=x&body=https://a.example/x",
+        "javascript:void(0)",
+    ]
+)
+
+
+@st.composite
+def _attributes(draw: st.DrawFn, tag: str) -> str:
+    """Zero or more attributes, from the ones the context rules read to ones they ignore."""
+    parts: list[str] = []
+    for _ in range(draw(st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3]))):
+        kind = draw(
+            st.sampled_from(
+                ["class", "id", "hidden", "style", "data-e2e", "aria-label", "data-selfpromo", "x"]
+            )
+        )
+        if kind == "class":
+            parts.append(f'class="{draw(_CLASSES)}"')
+        elif kind == "id":
+            parts.append(f'id="{draw(_CLASSES)}"')
+        elif kind == "hidden":
+            parts.append("hidden")
+        elif kind == "style":
+            parts.append(draw(st.sampled_from(['style="display: none"', 'style="color:red"'])))
+        elif kind == "data-e2e":
+            parts.append('data-e2e="advertisement"')
+        elif kind == "aria-label":
+            parts.append('aria-label="广告"')
+        elif kind == "data-selfpromo":
+            parts.append("data-selfpromo-box")
+        else:
+            parts.append('title="a &amp; b"')
+    if tag == "a":
+        parts.append(f'href="{draw(_HREFS)}"')
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _leaf(draw: st.DrawFn) -> str:
+    choice = draw(st.integers(0, 14))
+    if choice == 0:
+        return "<br>"
+    if choice == 1:
+        src = draw(st.sampled_from(["a.jpg", "", "https://cdn.example/i.png", "data:x"]))
+        return f'<img src="{src}" class="{draw(_CLASSES)}">'
+    if choice == 2:
+        return '<video><img src="poster.jpg">Your browser does not support video</video>'
+    if choice == 3:
+        return draw(st.sampled_from(["<script>x = '<p>no</p>';</script>", "<style>p{}</style>"]))
+    if choice == 4:
+        return "<!-- a comment -->"
+    return draw(_TEXTS)
+
+
+@st.composite
+def _html(draw: st.DrawFn, depth: int = 0) -> str:
+    """Nested markup; at the top, mostly elements, as article bodies are."""
+    parts: list[str] = []
+    for _ in range(draw(st.integers(0, 6 if depth == 0 else 3))):
+        if depth < 4 and (depth == 0 or draw(st.booleans())):
+            tag = draw(_BLOCK_TAGS if depth == 0 else _TAGS)
+            inner = draw(_html(depth + 1))
+            parts.append(f"<{tag}{draw(_attributes(tag))}>{inner}</{tag}>")
+        else:
+            parts.append(_leaf(draw))
+    return "".join(parts)
+
+
+@contextlib.contextmanager
+def _using(walker: str) -> Iterator[None]:
+    saved = body_module.WALKER
+    body_module.WALKER = walker
+    try:
+        yield
+    finally:
+        body_module.WALKER = saved
+
+
+def _extract_with(walker: str, html: str, url: str = "https://news.example/a/b.html") -> object:
+    """The body (or the reject) one walk gives, with every field compared."""
+    with _using(walker):
+        try:
+            return body_module.extract_body(html, url)
+        except RejectError as error:
+            return (error.reason, str(error))
+
+
+@needs_c_walker
+@settings(max_examples=400, deadline=None)
+@given(_html())
+@example("<p>Ordinary paragraph text of a news article.</p><p><strong>Short words</strong></p>")
+@example("<div><p>one</p>tail<figure><img src='a.jpg'><figcaption>cap</figcaption></figure></div>")
+def test_c_walk_gives_exactly_what_the_python_walk_gives(html: str) -> None:
+    assert _extract_with("c", html) == _extract_with("python", html)
+
+
+@needs_c_walker
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>lead <b>bold</b> tail</p>text after<div><p>one</p>between<p>two</p></div>end",
+        "<ul><li><a href='/x'>Related one</a></li><li><a href='/y'>Related two</a></li></ul>",
+        "<div><small>Photo: agency</small></div><img src='a.jpg'><small>credit line</small>",
+        "<div><i>By a writer, in a city</i></div><p>Body text that follows the byline.</p>",
+        "<h2 class='caption'>Heading with a caption class</h2><p>text</p>",
+        "<p>获取更多RSS：</p><p>everything after the footer marker</p>",
+        "text with no element<br>and a break",
+    ],
+)
+def test_c_walk_matches_on_each_context_rule(html: str) -> None:
+    assert _extract_with("c", html) == _extract_with("python", html)
+
+
+@needs_c_walker
+def test_c_walk_stops_at_the_time_limit_with_the_same_reject() -> None:
+    html = "<div>" + "<p>paragraph <b>with</b> markup</p>" * 2_000 + "</div>"
+    for walker in ("c", "python"):
+        with _using(walker), pytest.raises(RejectError) as caught:
+            body_module.extract_body(html, "https://a.example/", time_limit_seconds=0.0)
+        assert caught.value.reason is RejectReason.TIME_LIMIT
+        assert "after 256 parser events" in str(caught.value)
+
+
+def test_c_walker_is_built_wherever_a_compiler_is() -> None:
+    """The fallback exists for machines without a compiler, not to hide a broken build."""
+    compiler = str(sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}) on this machine")
+    assert body_module.C_WALKER_BUILT
+    assert body_module.WALKER == "c" or "BROADSHEET_WALKER" in os.environ
+
+
+def _real_bodies(corpus_dir: Path) -> Iterator[tuple[Path, str, str]]:
+    for path in sorted((corpus_dir / "real").rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            envelope = parse_envelope(decode_document(path.read_bytes()))
+        except RejectError:
+            continue
+        yield path, envelope.body_html, envelope.url
+
+
+@needs_c_walker
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_c_walk_matches_on_every_real_file(corpus_dir: Path) -> None:
+    compared = 0
+    differing: list[str] = []
+    for path, html, url in _real_bodies(corpus_dir):
+        compared += 1
+        if _extract_with("c", html, url) != _extract_with("python", html, url):
+            differing.append(str(path.relative_to(corpus_dir)))
+    assert compared > 3_000
+    assert differing == []

@@ -1,0 +1,830 @@
+/*
+ * transforms._walker: the document-order walk of transforms.body in C.
+ *
+ * It walks the libxml2 tree lxml built, with the same events, frames and rules as the
+ * pure-Python walk in transforms/body.py (_walk_tree_python), and calls back into that module
+ * for everything that is not per-node bookkeeping: classifying a finished block (_flush,
+ * _place_leaf_text), share links, images, and the rarer context rules. Text, tails and
+ * attribute values come from lxml's own public C API (textOf, tailOf, attributeValue), so
+ * they are exactly the strings lxml's Python API returns. The test suite checks the two walks
+ * give identical output on generated HTML and on the real corpus.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#include "libxml/tree.h"
+#include "etree.h"
+
+/* Element kinds, as in transforms.body: every kind above KIND_BLOCK has its subtree skipped. */
+enum { KIND_INLINE, KIND_BLOCK, KIND_ANCHOR, KIND_SKIP, KIND_BREAK, KIND_IMAGE, KIND_MEDIA };
+
+/* Tag flags. */
+#define TAG_RULE 1    /* in _TAG_RULE_TAGS: its role may come from the tag itself */
+#define TAG_BOLD 2    /* b, strong */
+#define TAG_HEADING 4 /* h1-h6 */
+#define TAG_SIMPLE 8  /* a tag rule decided by the tag alone: h1-h6, time, figcaption, figure */
+
+#define CLOCK_CHECK_MASK 255
+
+/* lxml's public C API, taken from lxml.etree.__pyx_capi__ (only what this walk needs). */
+static struct LxmlElement *(*lx_element_factory)(struct LxmlDocument *, xmlNode *);
+static PyObject *(*lx_text_of)(xmlNode *);
+static PyObject *(*lx_tail_of)(xmlNode *);
+static PyObject *(*lx_attribute_value)(xmlNode *, xmlAttr *);
+static PyObject *(*lx_attribute_value_from_ns_name)(xmlNode *, const xmlChar *, const xmlChar *);
+static xmlNode *(*lx_find_child)(xmlNode *, Py_ssize_t);
+static xmlNode *(*lx_next_element)(xmlNode *);
+static PyTypeObject *lx_element_type;
+
+/* What configure() hands over from transforms.body. */
+typedef struct {
+    PyObject *tag_kinds;       /* dict tag -> kind */
+    PyObject *rule_tags;       /* frozenset */
+    PyObject *bold_tags;       /* frozenset */
+    PyObject *heading_tags;    /* frozenset */
+    PyObject *rule_attribute_names; /* frozenset */
+    PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
+    PyObject *reason_share_widget, *reason_media_fallback;
+    PyObject *flush, *place_leaf_text, *share_link, *discard_subtree, *take_image;
+    PyObject *context, *tag_context, *class_context, *perf_counter;
+    PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
+} Config;
+
+static Config config;
+static int configured = 0;
+
+/* Tags seen so far, by name: kind, flags and the tag as a str. Bounded; misses past the
+ * bound are computed each time. */
+#define TAG_CACHE_SIZE 512
+typedef struct {
+    char *name;
+    int kind;
+    int flags;
+    PyObject *tag;
+} TagInfo;
+static TagInfo tag_cache[TAG_CACHE_SIZE];
+
+typedef struct {
+    PyObject *role;      /* strong */
+    PyObject *reason;    /* strong */
+    int bold;
+    int is_block;
+    PyObject *container; /* strong, or NULL */
+} Frame;
+
+typedef struct {
+    Frame *items;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} FrameStack;
+
+static void frame_clear(Frame *frame)
+{
+    Py_CLEAR(frame->role);
+    Py_CLEAR(frame->reason);
+    Py_CLEAR(frame->container);
+}
+
+static int frames_push(FrameStack *stack, PyObject *role, PyObject *reason, int bold,
+                       int is_block, PyObject *container)
+{
+    if (stack->size == stack->capacity) {
+        Py_ssize_t capacity = stack->capacity ? stack->capacity * 2 : 64;
+        Frame *items = PyMem_Realloc(stack->items, (size_t)capacity * sizeof(Frame));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        stack->items = items;
+        stack->capacity = capacity;
+    }
+    Frame *frame = &stack->items[stack->size++];
+    Py_INCREF(role);
+    frame->role = role;
+    Py_INCREF(reason);
+    frame->reason = reason;
+    frame->bold = bold;
+    frame->is_block = is_block;
+    Py_XINCREF(container);
+    frame->container = container;
+    return 0;
+}
+
+static void frames_free(FrameStack *stack)
+{
+    for (Py_ssize_t i = 0; i < stack->size; i++) {
+        frame_clear(&stack->items[i]);
+    }
+    PyMem_Free(stack->items);
+}
+
+static unsigned long hash_name(const char *name)
+{
+    unsigned long hash = 5381;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        hash = hash * 33 + *c;
+    }
+    return hash;
+}
+
+static int set_contains(PyObject *set, PyObject *key)
+{
+    return PySet_Contains(set, key);
+}
+
+/* Fill info for a tag str; 0 on success. */
+static int describe_tag(PyObject *tag, int *kind, int *flags)
+{
+    PyObject *found = PyDict_GetItemWithError(config.tag_kinds, tag);
+    if (found == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    *kind = found == NULL ? KIND_INLINE : (int)PyLong_AsLong(found);
+    int rule = set_contains(config.rule_tags, tag);
+    int bold = set_contains(config.bold_tags, tag);
+    int heading = set_contains(config.heading_tags, tag);
+    if (rule < 0 || bold < 0 || heading < 0) {
+        return -1;
+    }
+    const char *name = PyUnicode_AsUTF8(tag);
+    if (name == NULL) {
+        return -1;
+    }
+    int simple = heading || strcmp(name, "time") == 0 || strcmp(name, "figcaption") == 0 ||
+                 strcmp(name, "figure") == 0;
+    *flags = (rule ? TAG_RULE : 0) | (bold ? TAG_BOLD : 0) | (heading ? TAG_HEADING : 0) |
+             (simple ? TAG_SIMPLE : 0);
+    return 0;
+}
+
+/* The tag of an element node as lxml spells it ("{namespace}name" when namespaced), with its
+ * kind and flags. Returns a new reference, or NULL with an exception set. */
+static PyObject *element_tag(xmlNode *node, int *kind, int *flags)
+{
+    if (node->ns != NULL && node->ns->href != NULL) {
+        PyObject *tag = PyUnicode_FromFormat("{%s}%s", (const char *)node->ns->href,
+                                             (const char *)node->name);
+        if (tag == NULL || describe_tag(tag, kind, flags) < 0) {
+            Py_XDECREF(tag);
+            return NULL;
+        }
+        return tag;
+    }
+    const char *name = (const char *)node->name;
+    unsigned long slot = hash_name(name) % TAG_CACHE_SIZE;
+    for (int probe = 0; probe < TAG_CACHE_SIZE; probe++) {
+        TagInfo *info = &tag_cache[(slot + (unsigned long)probe) % TAG_CACHE_SIZE];
+        if (info->name == NULL) {
+            if (probe > 8) {
+                break; /* keep probes short; compute below without caching */
+            }
+            PyObject *tag = PyUnicode_FromString(name);
+            if (tag == NULL || describe_tag(tag, &info->kind, &info->flags) < 0) {
+                Py_XDECREF(tag);
+                return NULL;
+            }
+            size_t length = strlen(name) + 1;
+            info->name = PyMem_Malloc(length);
+            if (info->name == NULL) {
+                Py_DECREF(tag);
+                return PyErr_NoMemory();
+            }
+            memcpy(info->name, name, length);
+            info->tag = tag;
+            *kind = info->kind;
+            *flags = info->flags;
+            Py_INCREF(tag);
+            return tag;
+        }
+        if (strcmp(info->name, name) == 0) {
+            *kind = info->kind;
+            *flags = info->flags;
+            Py_INCREF(info->tag);
+            return info->tag;
+        }
+        if (probe > 8) {
+            break;
+        }
+    }
+    PyObject *tag = PyUnicode_FromString(name);
+    if (tag == NULL || describe_tag(tag, kind, flags) < 0) {
+        Py_XDECREF(tag);
+        return NULL;
+    }
+    return tag;
+}
+
+/* str.isspace(), which is False for the empty string. */
+static int is_space(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length == 0) {
+        return 0;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    PyObject *walk;
+    PyObject *fragments;  /* walk.fragments, the list itself */
+    PyObject *container;  /* mirror of walk.container, strong */
+    struct LxmlDocument *doc;
+    FrameStack frames;
+} WalkState;
+
+static PyObject *proxy(WalkState *state, xmlNode *node)
+{
+    return (PyObject *)lx_element_factory(state->doc, node);
+}
+
+static int set_container(WalkState *state, PyObject *container)
+{
+    if (PyObject_SetAttr(state->walk, config.str_container, container) < 0) {
+        return -1;
+    }
+    Py_INCREF(container);
+    Py_SETREF(state->container, container);
+    return 0;
+}
+
+static int flush_if_pending(WalkState *state)
+{
+    if (PyList_GET_SIZE(state->fragments) == 0) {
+        return 0;
+    }
+    PyObject *result = PyObject_CallOneArg(config.flush, state->walk);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* Append (text, role, reason, bold) unless the text is empty, or whitespace that would open a
+ * block. Steals the reference to text (which may be None). */
+static int add_fragment(WalkState *state, PyObject *text, Frame *frame)
+{
+    if (text == Py_None || PyUnicode_GET_LENGTH(text) == 0 ||
+        (PyList_GET_SIZE(state->fragments) == 0 && is_space(text))) {
+        Py_DECREF(text);
+        return 0;
+    }
+    PyObject *fragment = PyTuple_Pack(4, text, frame->role, frame->reason,
+                                      frame->bold ? Py_True : Py_False);
+    Py_DECREF(text);
+    if (fragment == NULL) {
+        return -1;
+    }
+    int status = PyList_Append(state->fragments, fragment);
+    Py_DECREF(fragment);
+    return status;
+}
+
+static int call_with_element(WalkState *state, PyObject *function, xmlNode *node,
+                             PyObject *extra)
+{
+    PyObject *element = proxy(state, node);
+    if (element == NULL) {
+        return -1;
+    }
+    PyObject *result = extra == NULL
+                           ? PyObject_CallFunctionObjArgs(function, state->walk, element, NULL)
+                           : PyObject_CallFunctionObjArgs(function, state->walk, element, extra,
+                                                          NULL);
+    Py_DECREF(element);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* Unpack a (role, reason) pair into new references. */
+static int unpack_pair(PyObject *pair, PyObject **role, PyObject **reason)
+{
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "context rules must return (role, reason)");
+        return -1;
+    }
+    Py_SETREF(*role, Py_NewRef(PyTuple_GET_ITEM(pair, 0)));
+    Py_SETREF(*reason, Py_NewRef(PyTuple_GET_ITEM(pair, 1)));
+    return 0;
+}
+
+/* The attribute context of an element with exactly one plain attribute, as
+ * transforms.body._attribute_context decides it: sets *decided to a new reference (None when
+ * the attribute says nothing). Returns 1 when decided here, 0 when only the Python rules can
+ * decide, -1 on error. */
+static int single_attribute_context(xmlNode *node, PyObject **decided)
+{
+    xmlAttr *attribute = node->properties;
+    if (attribute->next != NULL || attribute->ns != NULL) {
+        return 0;
+    }
+    const char *name = (const char *)attribute->name;
+    if (strcmp(name, "class") == 0) {
+        PyObject *value = lx_attribute_value(node, attribute);
+        if (value == NULL) {
+            return -1;
+        }
+        PyObject *key = PyUnicode_Concat(value, config.str_space);
+        Py_DECREF(value);
+        if (key == NULL) {
+            return -1;
+        }
+        *decided = PyObject_CallOneArg(config.class_context, key);
+        Py_DECREF(key);
+        return *decided == NULL ? -1 : 1;
+    }
+    if (strcmp(name, "id") == 0 || strstr(name, "data-selfpromo") != NULL) {
+        return 0;
+    }
+    PyObject *key = PyUnicode_FromString(name);
+    if (key == NULL) {
+        return -1;
+    }
+    int is_rule_name = set_contains(config.rule_attribute_names, key);
+    Py_DECREF(key);
+    if (is_rule_name < 0) {
+        return -1;
+    }
+    if (is_rule_name) {
+        return 0;
+    }
+    *decided = Py_NewRef(Py_None);
+    return 1;
+}
+
+/* transforms.body._context: the role of the text inside node given its parent's. Updates
+ * *role and *reason (new references). */
+static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int flags,
+                           PyObject **role, PyObject **reason)
+{
+    if (*role == config.role_boilerplate) {
+        return 0;
+    }
+    if (node->properties != NULL) {
+        PyObject *decided = NULL;
+        int status = single_attribute_context(node, &decided);
+        if (status < 0) {
+            return -1;
+        }
+        if (status == 0) {
+            PyObject *element = proxy(state, node);
+            if (element == NULL) {
+                return -1;
+            }
+            PyObject *pair = PyObject_CallFunctionObjArgs(config.context, state->walk, element,
+                                                          tag, *role, *reason, NULL);
+            Py_DECREF(element);
+            if (pair == NULL) {
+                return -1;
+            }
+            status = unpack_pair(pair, role, reason);
+            Py_DECREF(pair);
+            return status;
+        }
+        if (decided != Py_None) {
+            if (!PyTuple_Check(decided) || PyTuple_GET_SIZE(decided) != 2) {
+                Py_DECREF(decided);
+                PyErr_SetString(PyExc_TypeError, "class rules must return (role, reason)");
+                return -1;
+            }
+            if (PyTuple_GET_ITEM(decided, 0) != config.role_caption || !(flags & TAG_HEADING)) {
+                status = unpack_pair(decided, role, reason);
+                Py_DECREF(decided);
+                return status;
+            }
+        }
+        Py_DECREF(decided);
+    }
+    if (!(flags & TAG_RULE)) {
+        return 0;
+    }
+    if (flags & TAG_HEADING) {
+        Py_SETREF(*role, Py_NewRef(config.role_heading));
+        Py_SETREF(*reason, Py_NewRef(Py_None));
+        return 0;
+    }
+    if (flags & TAG_SIMPLE) { /* time, figcaption, figure */
+        PyObject *decided_role =
+            PyUnicode_CompareWithASCIIString(tag, "time") == 0 ? config.role_meta
+                                                                : config.role_caption;
+        Py_SETREF(*role, Py_NewRef(decided_role));
+        Py_SETREF(*reason, Py_NewRef(Py_None));
+        return 0;
+    }
+    PyObject *element = proxy(state, node);
+    if (element == NULL) {
+        return -1;
+    }
+    PyObject *pair = PyObject_CallFunctionObjArgs(config.tag_context, state->walk, element, tag,
+                                                  *role, *reason, NULL);
+    Py_DECREF(element);
+    if (pair == NULL) {
+        return -1;
+    }
+    int status = unpack_pair(pair, role, reason);
+    Py_DECREF(pair);
+    return status;
+}
+
+/* An anchor: a share link is recorded and its subtree discarded (returns KIND_SKIP); any other
+ * anchor is inline text (KIND_INLINE). -1 on error. */
+static int anchor_kind(WalkState *state, xmlNode *node)
+{
+    PyObject *href = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)"href");
+    if (href == NULL) {
+        return -1;
+    }
+    if (href == Py_None) {
+        Py_SETREF(href, Py_NewRef(config.str_empty));
+    }
+    PyObject *link = PyObject_CallOneArg(config.share_link, href);
+    Py_DECREF(href);
+    if (link == NULL) {
+        return -1;
+    }
+    if (link == Py_None) {
+        Py_DECREF(link);
+        return KIND_INLINE;
+    }
+    PyObject *share_links = PyObject_GetAttr(state->walk, config.str_share_links);
+    if (share_links == NULL) {
+        Py_DECREF(link);
+        return -1;
+    }
+    int status = PyList_Append(share_links, link);
+    Py_DECREF(share_links);
+    Py_DECREF(link);
+    if (status < 0 ||
+        call_with_element(state, config.discard_subtree, node, config.reason_share_widget) < 0) {
+        return -1;
+    }
+    return KIND_SKIP;
+}
+
+/* Handle an element's start. Returns 1 to descend into its children, 0 to skip them (the
+ * element is then ended at once), -1 on error. */
+static int start_element(WalkState *state, xmlNode *node)
+{
+    int kind = KIND_SKIP;
+    int flags = 0;
+    PyObject *tag = NULL;
+    if (node->type == XML_ELEMENT_NODE) {
+        tag = element_tag(node, &kind, &flags);
+        if (tag == NULL) {
+            return -1;
+        }
+    }
+    if (kind == KIND_ANCHOR) {
+        kind = anchor_kind(state, node);
+        if (kind < 0) {
+            Py_DECREF(tag);
+            return -1;
+        }
+    }
+    if (kind > KIND_BLOCK) {
+        Py_XDECREF(tag);
+        if (frames_push(&state->frames, config.role_body, Py_None, 0, 0, NULL) < 0) {
+            return -1;
+        }
+        if (kind == KIND_BREAK) {
+            return flush_if_pending(state) < 0 ? -1 : 0;
+        }
+        if (kind == KIND_IMAGE) {
+            return call_with_element(state, config.take_image, node, NULL) < 0 ? -1 : 0;
+        }
+        if (kind == KIND_MEDIA) {
+            return call_with_element(state, config.discard_subtree, node,
+                                     config.reason_media_fallback) < 0
+                       ? -1
+                       : 0;
+        }
+        return 0;
+    }
+    Frame *top = &state->frames.items[state->frames.size - 1];
+    PyObject *role = Py_NewRef(top->role);
+    PyObject *reason = Py_NewRef(top->reason);
+    int bold = top->bold;
+    int status = 1;
+    if ((flags & TAG_RULE) || node->properties != NULL) {
+        if (element_context(state, node, tag, flags, &role, &reason) < 0) {
+            status = -1;
+            goto done;
+        }
+    }
+    if (flags & TAG_BOLD) {
+        bold = 1;
+    }
+    if (kind == KIND_BLOCK) {
+        if (flush_if_pending(state) < 0) {
+            status = -1;
+            goto done;
+        }
+        if (lx_find_child(node, 0) == NULL) {
+            PyObject *text = lx_text_of(node);
+            if (text == NULL) {
+                status = -1;
+                goto done;
+            }
+            if (text != Py_None && PyUnicode_GET_LENGTH(text) > 0) {
+                PyObject *result = PyObject_CallFunctionObjArgs(
+                    config.place_leaf_text, state->walk, text, tag, role, reason,
+                    bold ? Py_True : Py_False, NULL);
+                if (result == NULL) {
+                    Py_DECREF(text);
+                    status = -1;
+                    goto done;
+                }
+                Py_DECREF(result);
+            }
+            Py_DECREF(text);
+            status = frames_push(&state->frames, config.role_body, Py_None, 0, 0, NULL) < 0
+                         ? -1
+                         : 0;
+            goto done;
+        }
+        if (frames_push(&state->frames, role, reason, bold, 1, state->container) < 0 ||
+            set_container(state, tag) < 0) {
+            status = -1;
+            goto done;
+        }
+    }
+    else if (frames_push(&state->frames, role, reason, bold, 0, NULL) < 0) {
+        status = -1;
+        goto done;
+    }
+    PyObject *text = lx_text_of(node);
+    if (text == NULL ||
+        add_fragment(state, text, &state->frames.items[state->frames.size - 1]) < 0) {
+        status = -1;
+    }
+done:
+    Py_XDECREF(tag);
+    Py_DECREF(role);
+    Py_DECREF(reason);
+    return status;
+}
+
+static int end_element(WalkState *state, xmlNode *node)
+{
+    Frame frame = state->frames.items[--state->frames.size];
+    int status = 0;
+    if (frame.is_block) {
+        if (flush_if_pending(state) < 0 || set_container(state, frame.container) < 0) {
+            status = -1;
+        }
+    }
+    if (status == 0) {
+        PyObject *tail = lx_tail_of(node);
+        if (tail == NULL ||
+            add_fragment(state, tail, &state->frames.items[state->frames.size - 1]) < 0) {
+            status = -1;
+        }
+    }
+    frame_clear(&frame);
+    return status;
+}
+
+/* Count one parser event; every 256, compare the clock with the deadline. Returns 1 when the
+ * deadline has passed, 0 otherwise, -1 on error. */
+static int clock_passed(unsigned long *count, double deadline)
+{
+    *count += 1;
+    if (*count & CLOCK_CHECK_MASK) {
+        return 0;
+    }
+    PyObject *now = PyObject_CallNoArgs(config.perf_counter);
+    if (now == NULL) {
+        return -1;
+    }
+    double seconds = PyFloat_AsDouble(now);
+    Py_DECREF(now);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    return seconds > deadline;
+}
+
+static PyObject *walk_tree(PyObject *module, PyObject *args)
+{
+    PyObject *walk, *root;
+    double deadline;
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "transforms._walker.configure() was not called");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO!d", &walk, lx_element_type, &root, &deadline)) {
+        return NULL;
+    }
+    WalkState state = {0};
+    state.walk = walk;
+    state.doc = ((struct LxmlElement *)root)->_doc;
+    xmlNode *top = ((struct LxmlElement *)root)->_c_node;
+    state.fragments = PyObject_GetAttr(walk, config.str_fragments);
+    state.container = PyObject_GetAttr(walk, config.str_container);
+    PyObject *result = NULL;
+    if (state.fragments == NULL || state.container == NULL) {
+        goto done;
+    }
+    if (!PyList_CheckExact(state.fragments)) {
+        PyErr_SetString(PyExc_TypeError, "walk.fragments must be a list");
+        goto done;
+    }
+    if (frames_push(&state.frames, config.role_body, Py_None, 0, 0, state.container) < 0) {
+        goto done;
+    }
+    unsigned long count = 0;
+    xmlNode *node = top;
+    int starting = 1;
+    for (;;) {
+        int passed = clock_passed(&count, deadline);
+        if (passed < 0) {
+            goto done;
+        }
+        if (passed) {
+            result = PyLong_FromUnsignedLong(count);
+            goto done;
+        }
+        if (starting) {
+            int descend = start_element(&state, node);
+            if (descend < 0) {
+                goto done;
+            }
+            xmlNode *child = descend ? lx_find_child(node, 0) : NULL;
+            if (child != NULL) {
+                node = child;
+            }
+            else {
+                starting = 0;
+            }
+            continue;
+        }
+        if (end_element(&state, node) < 0) {
+            goto done;
+        }
+        if (node == top) {
+            break;
+        }
+        xmlNode *next = lx_next_element(node);
+        if (next != NULL) {
+            node = next;
+            starting = 1;
+        }
+        else {
+            node = node->parent;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    frames_free(&state.frames);
+    Py_XDECREF(state.fragments);
+    Py_XDECREF(state.container);
+    return result;
+}
+
+static int take(PyObject *kwargs, const char *name, PyObject **slot)
+{
+    PyObject *value = PyDict_GetItemString(kwargs, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "configure() needs %s", name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    if (kwargs == NULL || PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only");
+        return NULL;
+    }
+    static const char *names[] = {
+        "tag_kinds", "rule_tags", "bold_tags", "heading_tags", "rule_attribute_names",
+        "role_body", "role_heading", "role_caption", "role_meta", "role_boilerplate",
+        "reason_share_widget", "reason_media_fallback", "flush", "place_leaf_text",
+        "share_link", "discard_subtree", "take_image", "context", "tag_context",
+        "class_context", "perf_counter",
+    };
+    PyObject **slots[] = {
+        &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
+        &config.rule_attribute_names, &config.role_body, &config.role_heading,
+        &config.role_caption, &config.role_meta, &config.role_boilerplate,
+        &config.reason_share_widget, &config.reason_media_fallback, &config.flush,
+        &config.place_leaf_text, &config.share_link, &config.discard_subtree,
+        &config.take_image, &config.context, &config.tag_context, &config.class_context,
+        &config.perf_counter,
+    };
+    size_t count = sizeof(names) / sizeof(names[0]);
+    if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
+        PyErr_Format(PyExc_TypeError, "configure() takes exactly %zu keyword arguments", count);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (take(kwargs, names[i], slots[i]) < 0) {
+            return NULL;
+        }
+    }
+    if (!PyDict_Check(config.tag_kinds) || !PyAnySet_Check(config.rule_tags) ||
+        !PyAnySet_Check(config.bold_tags) || !PyAnySet_Check(config.heading_tags) ||
+        !PyAnySet_Check(config.rule_attribute_names)) {
+        PyErr_SetString(PyExc_TypeError, "configure(): tag_kinds must be a dict, tag sets sets");
+        return NULL;
+    }
+    for (int i = 0; i < TAG_CACHE_SIZE; i++) { /* tag rules may have changed */
+        PyMem_Free(tag_cache[i].name);
+        tag_cache[i].name = NULL;
+        Py_CLEAR(tag_cache[i].tag);
+    }
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+static void *capi_function(PyObject *capi, const char *name)
+{
+    PyObject *capsule = PyDict_GetItemString(capi, name);
+    if (capsule == NULL || !PyCapsule_CheckExact(capsule)) {
+        PyErr_Format(PyExc_ImportError, "lxml.etree has no C function %s", name);
+        return NULL;
+    }
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule));
+}
+
+static int import_lxml(void)
+{
+    PyObject *etree = PyImport_ImportModule("lxml.etree");
+    if (etree == NULL) {
+        return -1;
+    }
+    PyObject *capi = PyObject_GetAttrString(etree, "__pyx_capi__");
+    PyObject *element_type = PyObject_GetAttrString(etree, "_Element");
+    Py_DECREF(etree);
+    int status = -1;
+    if (capi == NULL || element_type == NULL || !PyDict_Check(capi) ||
+        !PyType_Check(element_type)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ImportError, "lxml.etree offers no public C API");
+        }
+        goto done;
+    }
+    if ((lx_element_factory = capi_function(capi, "elementFactory")) == NULL ||
+        (lx_text_of = capi_function(capi, "textOf")) == NULL ||
+        (lx_tail_of = capi_function(capi, "tailOf")) == NULL ||
+        (lx_attribute_value = capi_function(capi, "attributeValue")) == NULL ||
+        (lx_attribute_value_from_ns_name = capi_function(capi, "attributeValueFromNsName")) ==
+            NULL ||
+        (lx_find_child = capi_function(capi, "findChild")) == NULL ||
+        (lx_next_element = capi_function(capi, "nextElement")) == NULL) {
+        goto done;
+    }
+    lx_element_type = (PyTypeObject *)Py_NewRef(element_type);
+    status = 0;
+done:
+    Py_XDECREF(capi);
+    Py_XDECREF(element_type);
+    return status;
+}
+
+static PyMethodDef walker_methods[] = {
+    {"walk_tree", walk_tree, METH_VARARGS,
+     "walk_tree(walk, root, deadline) -> None, or the event count when the deadline passed."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(**rules_and_callbacks): hand over transforms.body's rules and callbacks."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef walker_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "transforms._walker",
+    .m_doc = "The document-order walk of transforms.body over lxml's C tree.",
+    .m_size = -1,
+    .m_methods = walker_methods,
+};
+
+PyMODINIT_FUNC PyInit__walker(void)
+{
+    if (import_lxml() < 0) {
+        return NULL;
+    }
+    config.str_fragments = PyUnicode_InternFromString("fragments");
+    config.str_container = PyUnicode_InternFromString("container");
+    config.str_share_links = PyUnicode_InternFromString("share_links");
+    config.str_empty = PyUnicode_InternFromString("");
+    config.str_space = PyUnicode_InternFromString(" ");
+    if (config.str_fragments == NULL || config.str_container == NULL ||
+        config.str_share_links == NULL || config.str_empty == NULL || config.str_space == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&walker_module);
+}
