@@ -11,8 +11,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "transforms._walker",
-            sources=["transforms/_walker.c"],
+            "transforms._speedups",
+            sources=["transforms/_speedups.c"],
             include_dirs=lxml.get_include(),
             optional=True,
         )

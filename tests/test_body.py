@@ -16,6 +16,7 @@ from transforms import (
     ShareLink,
     extract_body,
     parse_article,
+    speedups,
 )
 from transforms import body as body_module
 
@@ -25,7 +26,7 @@ BASE = "https://news.example/2020/10/13/story"
 @pytest.fixture(
     scope="module",
     autouse=True,
-    params=["python", "c"] if body_module.C_WALKER_BUILT else ["python"],
+    params=["python", "c"] if speedups.ENABLED else ["python"],
 )
 def walker(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every rule here holds for both walks of the tree: the C one and the pure-Python one."""

@@ -10,7 +10,6 @@ the project's extraction rubric (README, "Extraction rules").
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 import time
@@ -20,6 +19,7 @@ from enum import StrEnum
 
 from lxml import etree
 
+from transforms import speedups
 from transforms.errors import RejectError, RejectReason
 from transforms.links import ShareLink, image_source, share_link
 from transforms.text import normalise_text
@@ -661,22 +661,19 @@ def _time_limit_reject(events: int) -> RejectError:
 
 
 def _walk_tree_c(walk: _Walk, root: etree._Element, deadline: float) -> None:
-    """The walk of ``_walk_tree_python``, done in C by ``transforms._walker``: same events,
+    """The walk of ``_walk_tree_python``, done in C by ``transforms._speedups``: same events,
     frames and rules, calling back into this module for everything but the per-node work."""
-    events = _walker.walk_tree(walk, root, deadline)
+    assert _speedups is not None, "the C walk is registered only when it is built"
+    events = _speedups.walk_tree(walk, root, deadline)
     if events is not None:
         raise _time_limit_reject(events)
 
 
 _WALKS: dict[str, Callable[[_Walk, etree._Element, float], None]] = {"python": _walk_tree_python}
 
-try:
-    from transforms import _walker
-except ImportError:  # installed without a C compiler: the pure-Python walk gives the same output
-    C_WALKER_BUILT = False
-else:
-    C_WALKER_BUILT = True
-    _walker.configure(
+_speedups = speedups.module()
+if _speedups is not None:
+    _speedups.configure(
         tag_kinds=_TAG_KINDS,
         rule_tags=_TAG_RULE_TAGS,
         bold_tags=_BOLD_TAGS,
@@ -701,11 +698,5 @@ else:
     )
     _WALKS["c"] = _walk_tree_c
 
-WALKER = os.environ.get("BROADSHEET_WALKER") or ("c" if C_WALKER_BUILT else "python")
-"""Which walk ``extract_body`` uses: ``c`` when the extension is built, else ``python``. The
-``BROADSHEET_WALKER`` environment variable picks one (for comparisons); both give the same
-output."""
-if WALKER not in _WALKS:
-    raise ValueError(
-        f"BROADSHEET_WALKER={WALKER!r} is not available here; choose one of {sorted(_WALKS)}"
-    )
+WALKER = "c" if _speedups is not None else "python"
+"""Which walk ``extract_body`` uses (see ``transforms.speedups``); both give the same output."""

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+
+from transforms import speedups
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 
 
-def normalise_text(text: str) -> str:
+def normalise_text_python(text: str) -> str:
     """NFC, zero-width characters removed, every whitespace run (NBSP included) to one space.
 
     ASCII text needs only the whitespace step, and the zero-width scan runs only when one of
-    those characters is present: this function runs on every block of every article.
+    those characters is present. ``normalise_text`` is this function's C twin (in
+    ``transforms._speedups``) where that is built: it runs on every block of every article.
     """
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
@@ -26,3 +30,9 @@ def normalise_text(text: str) -> str:
         ):
             text = _ZERO_WIDTH.sub("", text)
     return " ".join(text.split())
+
+
+normalise_text: Callable[[str], str] = getattr(
+    speedups.module(), "normalise_text", normalise_text_python
+)
+"""``normalise_text_python``, or its C twin where that is built and enabled."""

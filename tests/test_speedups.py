@@ -1,14 +1,13 @@
-"""The C walk (transforms/_walker.c) against the pure-Python walk it replaces.
+"""transforms._speedups (C) against the pure-Python code it stands in for.
 
 ``extract_body`` must give the same ``Body`` (discards included) or the same reject whichever
 walk runs, so these tests run both on generated HTML full of awkward cases and on every file of
-the real corpus.
+the real corpus; ``normalise_text`` must return exactly what its Python twin returns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sysconfig
 from collections.abc import Iterator
@@ -18,14 +17,37 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from transforms import RejectError, RejectReason
+from transforms import RejectError, RejectReason, speedups
 from transforms import body as body_module
 from transforms.article import decode_document
 from transforms.envelope import parse_envelope
+from transforms.text import normalise_text, normalise_text_python
 
 needs_c_walker = pytest.mark.skipif(
-    not body_module.C_WALKER_BUILT, reason="transforms._walker was not built (no C compiler)"
+    not speedups.ENABLED, reason="transforms._speedups is not built or BROADSHEET_PURE_PYTHON=1"
 )
+
+_AWKWARD_TEXT = st.text(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2028\u3000"),
+        st.sampled_from("\u200b\u200c\u200d\u2060\ufeff\xade\u0301\u212b\u1100\u1161中🎉"),
+    )
+)
+
+
+@needs_c_walker
+@settings(max_examples=2_000, deadline=None)
+@given(_AWKWARD_TEXT)
+@example(" a \u200b b ")
+@example("\u200b")
+@example("e\u0301\xa0\u3000x")
+def test_c_normalise_text_returns_exactly_what_the_python_one_does(text: str) -> None:
+    expected = normalise_text_python(text)
+    result = normalise_text(text)
+    assert result == expected
+    assert type(result) is str
+
 
 _TEXTS = st.sampled_from(
     [
@@ -210,13 +232,13 @@ def test_c_walk_stops_at_the_time_limit_with_the_same_reject() -> None:
         assert "after 256 parser events" in str(caught.value)
 
 
-def test_c_walker_is_built_wherever_a_compiler_is() -> None:
+def test_speedups_are_built_wherever_a_compiler_is() -> None:
     """The fallback exists for machines without a compiler, not to hide a broken build."""
     compiler = str(sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}) on this machine")
-    assert body_module.C_WALKER_BUILT
-    assert body_module.WALKER == "c" or "BROADSHEET_WALKER" in os.environ
+    assert speedups.BUILT
+    assert ("c" if speedups.ENABLED else "python") == body_module.WALKER
 
 
 def _real_bodies(corpus_dir: Path) -> Iterator[tuple[Path, str, str]]:

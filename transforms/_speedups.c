@@ -1,5 +1,5 @@
 /*
- * transforms._walker: the document-order walk of transforms.body in C.
+ * transforms._speedups: the document-order walk of transforms.body in C.
  *
  * It walks the libxml2 tree lxml built, with the same events, frames and rules as the
  * pure-Python walk in transforms/body.py (_walk_tree_python), and calls back into that module
@@ -8,6 +8,9 @@
  * attribute values come from lxml's own public C API (textOf, tailOf, attributeValue), so
  * they are exactly the strings lxml's Python API returns. The test suite checks the two walks
  * give identical output on generated HTML and on the real corpus.
+ *
+ * It also holds normalise_text, the C twin of transforms.text's pure-Python version, which runs
+ * on every block of every article.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -620,7 +623,7 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
     PyObject *walk, *root;
     double deadline;
     if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "transforms._walker.configure() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "transforms._speedups.configure() was not called");
         return NULL;
     }
     if (!PyArg_ParseTuple(args, "OO!d", &walk, lx_element_type, &root, &deadline)) {
@@ -689,6 +692,93 @@ done:
     frames_free(&state.frames);
     Py_XDECREF(state.fragments);
     Py_XDECREF(state.container);
+    return result;
+}
+
+static PyObject *unicodedata_normalize;
+static PyObject *str_nfc;
+
+static int is_zero_width(Py_UCS4 c)
+{
+    return c == 0x200b || c == 0x200c || c == 0x200d || c == 0x2060 || c == 0xfeff || c == 0xad;
+}
+
+/* transforms.text.normalise_text: NFC, zero-width characters removed, every whitespace run
+ * (as str.split() sees whitespace) to one space, no space at either end. */
+static PyObject *normalise_text(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "normalise_text() needs a str, not %.80s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    int ascii = PyUnicode_IS_ASCII(text);
+    PyObject *source = ascii ? Py_NewRef(text)
+                             : PyObject_CallFunctionObjArgs(unicodedata_normalize, str_nfc,
+                                                            text, NULL);
+    if (source == NULL) {
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(source);
+    int kind = PyUnicode_KIND(source);
+    const void *data = PyUnicode_DATA(source);
+    Py_ssize_t size = 0;
+    Py_UCS4 maxchar = 0;
+    int started = 0, pending_space = 0, changed = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (!ascii && is_zero_width(c)) {
+            changed = 1;
+            continue;
+        }
+        if (Py_UNICODE_ISSPACE(c)) {
+            if (c != ' ' || pending_space || !started) {
+                changed = 1;
+            }
+            pending_space = started;
+            continue;
+        }
+        if (pending_space) {
+            size++;
+            maxchar = maxchar > ' ' ? maxchar : ' ';
+            pending_space = 0;
+        }
+        size++;
+        maxchar = maxchar > c ? maxchar : c;
+        started = 1;
+    }
+    if (pending_space) {
+        changed = 1; /* trailing whitespace */
+    }
+    if (!changed) {
+        return source;
+    }
+    PyObject *result = PyUnicode_New(size, maxchar);
+    if (result == NULL) {
+        Py_DECREF(source);
+        return NULL;
+    }
+    int result_kind = PyUnicode_KIND(result);
+    void *result_data = PyUnicode_DATA(result);
+    Py_ssize_t written = 0;
+    started = pending_space = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (!ascii && is_zero_width(c)) {
+            continue;
+        }
+        if (Py_UNICODE_ISSPACE(c)) {
+            pending_space = started;
+            continue;
+        }
+        if (pending_space) {
+            PyUnicode_WRITE(result_kind, result_data, written++, ' ');
+            pending_space = 0;
+        }
+        PyUnicode_WRITE(result_kind, result_data, written++, c);
+        started = 1;
+    }
+    Py_DECREF(source);
     return result;
 }
 
@@ -796,25 +886,38 @@ done:
     return status;
 }
 
-static PyMethodDef walker_methods[] = {
+static PyMethodDef speedups_methods[] = {
     {"walk_tree", walk_tree, METH_VARARGS,
      "walk_tree(walk, root, deadline) -> None, or the event count when the deadline passed."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(**rules_and_callbacks): hand over transforms.body's rules and callbacks."},
+    {"normalise_text", normalise_text, METH_O,
+     "normalise_text(text) -> text in NFC, zero-width characters removed, whitespace runs to "
+     "one space, stripped."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef walker_module = {
+static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "transforms._walker",
+    .m_name = "transforms._speedups",
     .m_doc = "The document-order walk of transforms.body over lxml's C tree.",
     .m_size = -1,
-    .m_methods = walker_methods,
+    .m_methods = speedups_methods,
 };
 
-PyMODINIT_FUNC PyInit__walker(void)
+PyMODINIT_FUNC PyInit__speedups(void)
 {
     if (import_lxml() < 0) {
+        return NULL;
+    }
+    PyObject *unicodedata = PyImport_ImportModule("unicodedata");
+    if (unicodedata == NULL) {
+        return NULL;
+    }
+    unicodedata_normalize = PyObject_GetAttrString(unicodedata, "normalize");
+    Py_DECREF(unicodedata);
+    str_nfc = PyUnicode_InternFromString("NFC");
+    if (unicodedata_normalize == NULL || str_nfc == NULL) {
         return NULL;
     }
     config.str_fragments = PyUnicode_InternFromString("fragments");
@@ -826,5 +929,5 @@ PyMODINIT_FUNC PyInit__walker(void)
         config.str_share_links == NULL || config.str_empty == NULL || config.str_space == NULL) {
         return NULL;
     }
-    return PyModule_Create(&walker_module);
+    return PyModule_Create(&speedups_module);
 }
