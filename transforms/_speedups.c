@@ -3,8 +3,8 @@
  *
  * It walks the libxml2 tree lxml built, with the same events, frames and rules as the
  * pure-Python walk in transforms/body.py (_walk_tree_python), and calls back into that module
- * for everything that is not per-node bookkeeping: classifying a finished block (_flush,
- * _place_leaf_text), share links, images, and the rarer context rules. Text, tails and
+ * for everything that is not per-node bookkeeping or a plain body paragraph: the other block
+ * roles (_place), share links, images, and the rarer context rules. Text, tails and
  * attribute values come from lxml's own public C API (textOf, tailOf, attributeValue), so
  * they are exactly the strings lxml's Python API returns. The test suite checks the two walks
  * give identical output on generated HTML and on the real corpus.
@@ -49,13 +49,19 @@ typedef struct {
     PyObject *rule_attribute_names; /* frozenset */
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
     PyObject *reason_share_widget, *reason_media_fallback;
-    PyObject *flush, *place_leaf_text, *share_link, *discard_subtree, *take_image;
-    PyObject *context, *tag_context, *class_context, *perf_counter;
+    PyObject *place_leaf_text, *share_link, *discard_subtree, *take_image;
+    PyObject *context, *tag_context, *class_context, *perf_counter, *place;
+    PyObject *anchored_first_chars, *caption_first_chars, *meta_first_chars; /* frozensets */
+    PyObject *cjk_substrings, *latin_stems; /* tuples of str */
+    Py_ssize_t caption_max_chars, meta_max_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
+    PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
 } Config;
 
 static Config config;
 static int configured = 0;
+
+static PyObject *normalise_text(PyObject *module, PyObject *text);
 
 /* Tags seen so far, by name: kind, flags and the tag as a str. Bounded; misses past the
  * bound are computed each time. */
@@ -238,6 +244,7 @@ static int is_space(PyObject *text)
 typedef struct {
     PyObject *walk;
     PyObject *fragments;  /* walk.fragments, the list itself */
+    PyObject *paragraphs; /* walk.paragraphs, the list itself */
     PyObject *container;  /* mirror of walk.container, strong */
     struct LxmlDocument *doc;
     FrameStack frames;
@@ -258,17 +265,211 @@ static int set_container(WalkState *state, PyObject *container)
     return 0;
 }
 
-static int flush_if_pending(WalkState *state)
+/* 1 when the one-character string of c is in the frozenset chars, 0 if not, -1 on error. */
+static int char_in(PyObject *chars, Py_UCS4 c)
 {
-    if (PyList_GET_SIZE(state->fragments) == 0) {
-        return 0;
-    }
-    PyObject *result = PyObject_CallOneArg(config.flush, state->walk);
-    if (result == NULL) {
+    PyObject *character = PyUnicode_FromOrdinal((int)c);
+    if (character == NULL) {
         return -1;
     }
-    Py_DECREF(result);
+    int found = PySet_Contains(chars, character);
+    Py_DECREF(character);
+    return found;
+}
+
+/* ASCII text holds needle (lower-case ASCII) when lower-cased: what str.lower() gives ASCII. */
+static int ascii_lower_contains(PyObject *text, const char *needle)
+{
+    const char *data = (const char *)PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t needle_length = (Py_ssize_t)strlen(needle);
+    for (Py_ssize_t start = 0; start + needle_length <= length; start++) {
+        Py_ssize_t i = 0;
+        while (i < needle_length) {
+            char c = data[start + i];
+            if (c >= 'A' && c <= 'Z') {
+                c = (char)(c - 'A' + 'a');
+            }
+            if (c != needle[i]) {
+                break;
+            }
+            i++;
+        }
+        if (i == needle_length) {
+            return 1;
+        }
+    }
     return 0;
+}
+
+/* 1 when no rule of transforms.body._place other than "body paragraph" can apply to this
+ * normalised, non-empty body-role text: no whole-block text rule, caption or meta pattern can
+ * match (their cheap pre-tests all fail) and it is not a bold block that may be a heading.
+ * 0 when the Python rules must decide, -1 on error. */
+static int plain_paragraph(PyObject *text, int bold, PyObject *container)
+{
+    if (bold && (PyUnicode_CompareWithASCIIString(container, "p") == 0 ||
+                 PyUnicode_CompareWithASCIIString(container, "div") == 0)) {
+        return 0;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 first = PyUnicode_READ(kind, data, 0);
+    Py_UCS4 last = PyUnicode_READ(kind, data, length - 1);
+    int found = char_in(config.anchored_first_chars, first);
+    if (found != 0) {
+        return found < 0 ? -1 : 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.cjk_substrings); i++) {
+        found = PyUnicode_Contains(text, PyTuple_GET_ITEM(config.cjk_substrings, i));
+        if (found != 0) {
+            return found < 0 ? -1 : 0;
+        }
+    }
+    if (PyUnicode_FindChar(text, 's', 0, length, 1) >= 0 ||
+        PyUnicode_FindChar(text, 'S', 0, length, 1) >= 0) {
+        if (!PyUnicode_IS_ASCII(text)) {
+            return 0;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.latin_stems); i++) {
+            const char *stem = PyUnicode_AsUTF8(PyTuple_GET_ITEM(config.latin_stems, i));
+            if (stem == NULL) {
+                return -1;
+            }
+            if (ascii_lower_contains(text, stem)) {
+                return 0;
+            }
+        }
+    }
+    if (length <= config.caption_max_chars) {
+        found = char_in(config.caption_first_chars, first);
+        if (found != 0) {
+            return found < 0 ? -1 : 0;
+        }
+    }
+    if (length <= config.meta_max_chars) {
+        if (Py_UNICODE_ISDECIMAL(first) || (first < 128 && Py_UNICODE_ISALPHA(first)) ||
+            last == ')' || last == 0xff09 ||
+            PyUnicode_FindChar(text, 0x7f16, 0, length, 1) >= 0 ||
+            PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0) {
+            return 0;
+        }
+        found = char_in(config.meta_first_chars, first);
+        if (found != 0) {
+            return found < 0 ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
+/* Normalise a block's text and place it: plain body paragraphs here, everything else by the
+ * Python rules (_place, or _place_leaf_text for a leaf block, whose tag is then leaf_tag). */
+static int place_text(WalkState *state, PyObject *text, PyObject *role, PyObject *reason,
+                      int bold, PyObject *leaf_tag)
+{
+    PyObject *normal = normalise_text(NULL, text);
+    if (normal == NULL) {
+        return -1;
+    }
+    int status = 0;
+    if (PyUnicode_GET_LENGTH(normal) == 0) {
+        goto done;
+    }
+    if (role == config.role_body) {
+        PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
+        if (footer == NULL) {
+            status = -1;
+            goto done;
+        }
+        int plain = footer == Py_None
+                        ? plain_paragraph(normal, bold, leaf_tag ? leaf_tag : state->container)
+                        : 0;
+        Py_DECREF(footer);
+        if (plain < 0) {
+            status = -1;
+            goto done;
+        }
+        if (plain) {
+            if (PyObject_SetAttr(state->walk, config.str_image_since_last_block, Py_False) < 0 ||
+                PyList_Append(state->paragraphs, normal) < 0) {
+                status = -1;
+            }
+            goto done;
+        }
+    }
+    PyObject *result =
+        leaf_tag != NULL
+            ? PyObject_CallFunctionObjArgs(config.place_leaf_text, state->walk, normal, leaf_tag,
+                                           role, reason, bold ? Py_True : Py_False, NULL)
+            : PyObject_CallFunctionObjArgs(config.place, state->walk, role, reason, normal,
+                                           bold ? Py_True : Py_False, NULL);
+    if (result == NULL) {
+        status = -1;
+    }
+    Py_XDECREF(result);
+done:
+    Py_DECREF(normal);
+    return status;
+}
+
+/* transforms.body._flush: end the current block, one block per run of fragments of equal
+ * role and reason; a run is bold when all its non-blank fragments are. */
+static int flush_if_pending(WalkState *state)
+{
+    Py_ssize_t count = PyList_GET_SIZE(state->fragments);
+    if (count == 0) {
+        return 0;
+    }
+    PyObject *fragments = PyList_GetSlice(state->fragments, 0, count);
+    if (fragments == NULL || PyList_SetSlice(state->fragments, 0, count, NULL) < 0) {
+        Py_XDECREF(fragments);
+        return -1;
+    }
+    int status = 0;
+    Py_ssize_t start = 0;
+    while (start < count && status == 0) {
+        PyObject *first = PyList_GET_ITEM(fragments, start);
+        PyObject *role = PyTuple_GET_ITEM(first, 1);
+        PyObject *reason = PyTuple_GET_ITEM(first, 2);
+        Py_ssize_t end = start + 1;
+        while (end < count && PyTuple_GET_ITEM(PyList_GET_ITEM(fragments, end), 1) == role &&
+               PyTuple_GET_ITEM(PyList_GET_ITEM(fragments, end), 2) == reason) {
+            end++;
+        }
+        PyObject *text;
+        int bold = 1;
+        if (end == start + 1 && count == 1) {
+            text = Py_NewRef(PyTuple_GET_ITEM(first, 0));
+            bold = PyTuple_GET_ITEM(first, 3) == Py_True;
+        }
+        else {
+            PyObject *pieces = PyList_New(end - start);
+            if (pieces == NULL) {
+                status = -1;
+                break;
+            }
+            for (Py_ssize_t i = start; i < end; i++) {
+                PyObject *fragment = PyList_GET_ITEM(fragments, i);
+                PyObject *piece = PyTuple_GET_ITEM(fragment, 0);
+                PyList_SET_ITEM(pieces, i - start, Py_NewRef(piece));
+                if (PyTuple_GET_ITEM(fragment, 3) != Py_True && !is_space(piece)) {
+                    bold = 0;
+                }
+            }
+            text = PyUnicode_Join(config.str_empty, pieces);
+            Py_DECREF(pieces);
+            if (text == NULL) {
+                status = -1;
+                break;
+            }
+        }
+        status = place_text(state, text, role, reason, bold, NULL);
+        Py_DECREF(text);
+        start = end;
+    }
+    Py_DECREF(fragments);
+    return status;
 }
 
 /* Append (text, role, reason, bold) unless the text is empty, or whitespace that would open a
@@ -539,16 +740,11 @@ static int start_element(WalkState *state, xmlNode *node)
                 status = -1;
                 goto done;
             }
-            if (text != Py_None && PyUnicode_GET_LENGTH(text) > 0) {
-                PyObject *result = PyObject_CallFunctionObjArgs(
-                    config.place_leaf_text, state->walk, text, tag, role, reason,
-                    bold ? Py_True : Py_False, NULL);
-                if (result == NULL) {
-                    Py_DECREF(text);
-                    status = -1;
-                    goto done;
-                }
-                Py_DECREF(result);
+            if (text != Py_None && PyUnicode_GET_LENGTH(text) > 0 &&
+                place_text(state, text, role, reason, bold, tag) < 0) {
+                Py_DECREF(text);
+                status = -1;
+                goto done;
             }
             Py_DECREF(text);
             status = frames_push(&state->frames, config.role_body, Py_None, 0, 0, NULL) < 0
@@ -634,13 +830,15 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
     state.doc = ((struct LxmlElement *)root)->_doc;
     xmlNode *top = ((struct LxmlElement *)root)->_c_node;
     state.fragments = PyObject_GetAttr(walk, config.str_fragments);
+    state.paragraphs = PyObject_GetAttr(walk, config.str_paragraphs);
     state.container = PyObject_GetAttr(walk, config.str_container);
     PyObject *result = NULL;
-    if (state.fragments == NULL || state.container == NULL) {
+    if (state.fragments == NULL || state.paragraphs == NULL || state.container == NULL) {
         goto done;
     }
-    if (!PyList_CheckExact(state.fragments)) {
-        PyErr_SetString(PyExc_TypeError, "walk.fragments must be a list");
+    if (!PyList_CheckExact(state.fragments) || !PyList_CheckExact(state.paragraphs) ||
+        !PyUnicode_Check(state.container)) {
+        PyErr_SetString(PyExc_TypeError, "walk.fragments and walk.paragraphs must be lists");
         goto done;
     }
     if (frames_push(&state.frames, config.role_body, Py_None, 0, 0, state.container) < 0) {
@@ -687,10 +885,14 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
             node = node->parent;
         }
     }
+    if (flush_if_pending(&state) < 0) {
+        goto done;
+    }
     result = Py_NewRef(Py_None);
 done:
     frames_free(&state.frames);
     Py_XDECREF(state.fragments);
+    Py_XDECREF(state.paragraphs);
     Py_XDECREF(state.container);
     return result;
 }
@@ -800,21 +1002,26 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only");
         return NULL;
     }
+    static PyObject *caption_max, *meta_max;
     static const char *names[] = {
         "tag_kinds", "rule_tags", "bold_tags", "heading_tags", "rule_attribute_names",
         "role_body", "role_heading", "role_caption", "role_meta", "role_boilerplate",
-        "reason_share_widget", "reason_media_fallback", "flush", "place_leaf_text",
+        "reason_share_widget", "reason_media_fallback", "place_leaf_text",
         "share_link", "discard_subtree", "take_image", "context", "tag_context",
-        "class_context", "perf_counter",
+        "class_context", "perf_counter", "place", "anchored_first_chars",
+        "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
+        "caption_max_chars", "meta_max_chars",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
         &config.rule_attribute_names, &config.role_body, &config.role_heading,
         &config.role_caption, &config.role_meta, &config.role_boilerplate,
-        &config.reason_share_widget, &config.reason_media_fallback, &config.flush,
+        &config.reason_share_widget, &config.reason_media_fallback,
         &config.place_leaf_text, &config.share_link, &config.discard_subtree,
         &config.take_image, &config.context, &config.tag_context, &config.class_context,
-        &config.perf_counter,
+        &config.perf_counter, &config.place, &config.anchored_first_chars,
+        &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
+        &config.latin_stems, &caption_max, &meta_max,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -828,8 +1035,25 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     if (!PyDict_Check(config.tag_kinds) || !PyAnySet_Check(config.rule_tags) ||
         !PyAnySet_Check(config.bold_tags) || !PyAnySet_Check(config.heading_tags) ||
-        !PyAnySet_Check(config.rule_attribute_names)) {
-        PyErr_SetString(PyExc_TypeError, "configure(): tag_kinds must be a dict, tag sets sets");
+        !PyAnySet_Check(config.rule_attribute_names) ||
+        !PyAnySet_Check(config.anchored_first_chars) ||
+        !PyAnySet_Check(config.caption_first_chars) || !PyAnySet_Check(config.meta_first_chars) ||
+        !PyTuple_Check(config.cjk_substrings) || !PyTuple_Check(config.latin_stems)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(): tag_kinds must be a dict, tag and character sets sets, "
+                        "substrings and stems tuples");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.latin_stems); i++) {
+        PyObject *stem = PyTuple_GET_ITEM(config.latin_stems, i);
+        if (!PyUnicode_Check(stem) || !PyUnicode_IS_ASCII(stem)) {
+            PyErr_SetString(PyExc_TypeError, "configure(): latin_stems must be ASCII str");
+            return NULL;
+        }
+    }
+    config.caption_max_chars = PyLong_AsSsize_t(caption_max);
+    config.meta_max_chars = PyLong_AsSsize_t(meta_max);
+    if (PyErr_Occurred()) {
         return NULL;
     }
     for (int i = 0; i < TAG_CACHE_SIZE; i++) { /* tag rules may have changed */
@@ -925,6 +1149,13 @@ PyMODINIT_FUNC PyInit__speedups(void)
     config.str_share_links = PyUnicode_InternFromString("share_links");
     config.str_empty = PyUnicode_InternFromString("");
     config.str_space = PyUnicode_InternFromString(" ");
+    config.str_paragraphs = PyUnicode_InternFromString("paragraphs");
+    config.str_footer_reason = PyUnicode_InternFromString("footer_reason");
+    config.str_image_since_last_block = PyUnicode_InternFromString("image_since_last_block");
+    if (config.str_paragraphs == NULL || config.str_footer_reason == NULL ||
+        config.str_image_since_last_block == NULL) {
+        return NULL;
+    }
     if (config.str_fragments == NULL || config.str_container == NULL ||
         config.str_share_links == NULL || config.str_empty == NULL || config.str_space == NULL) {
         return NULL;

@@ -686,7 +686,6 @@ if _speedups is not None:
         role_boilerplate=Role.BOILERPLATE,
         reason_share_widget=DiscardReason.SHARE_WIDGET,
         reason_media_fallback=DiscardReason.MEDIA_FALLBACK,
-        flush=_flush,
         place_leaf_text=_place_leaf_text,
         share_link=share_link,
         discard_subtree=_discard_subtree,
@@ -695,6 +694,14 @@ if _speedups is not None:
         tag_context=_tag_context,
         class_context=_class_context,
         perf_counter=time.perf_counter,
+        place=_place,
+        anchored_first_chars=_ANCHORED_FIRST_CHARS,
+        caption_first_chars=_CAPTION_FIRST_CHARS,
+        meta_first_chars=_META_FIRST_CHARS,
+        cjk_substrings=tuple(rule[0] for rule in _CJK_SUBSTRING_TEXT_RULES),
+        latin_stems=_LATIN_RULE_STEMS,
+        caption_max_chars=_CAPTION_TEXT_MAX_CHARS,
+        meta_max_chars=_META_MAX_CHARS,
     )
     _WALKS["c"] = _walk_tree_c
 
