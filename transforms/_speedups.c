@@ -54,6 +54,8 @@ typedef struct {
     PyObject *anchored_first_chars, *caption_first_chars, *meta_first_chars; /* frozensets */
     PyObject *cjk_substrings, *latin_stems; /* tuples of str */
     Py_ssize_t caption_max_chars, meta_max_chars;
+    PyObject *share_hint_parts; /* tuple of lower-case ASCII str */
+    Py_ssize_t share_hint_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
     PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
 } Config;
@@ -641,6 +643,45 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
     return status;
 }
 
+/* 1 when an ASCII href cannot be a share link: stripped, it is empty or its first
+ * share_hint_chars characters, lower-cased, hold none of the share hints (the test
+ * transforms.links.share_link starts with). 0 when share_link must decide. */
+static int surely_not_shared(PyObject *href)
+{
+    if (!PyUnicode_IS_ASCII(href)) {
+        return 0;
+    }
+    const char *data = (const char *)PyUnicode_DATA(href);
+    Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(href);
+    while (start < end && Py_UNICODE_ISSPACE((Py_UCS4)data[start])) {
+        start++;
+    }
+    while (end > start && Py_UNICODE_ISSPACE((Py_UCS4)data[end - 1])) {
+        end--;
+    }
+    if (start == end) {
+        return 1;
+    }
+    char prefix[512];
+    Py_ssize_t length = end - start;
+    if (length > config.share_hint_chars) {
+        length = config.share_hint_chars;
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        char c = data[start + i];
+        prefix[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    prefix[length] = '\0';
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.share_hint_parts); i++) {
+        const char *part = PyUnicode_AsUTF8(PyTuple_GET_ITEM(config.share_hint_parts, i));
+        if (part == NULL || strstr(prefix, part) != NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* An anchor: a share link is recorded and its subtree discarded (returns KIND_SKIP); any other
  * anchor is inline text (KIND_INLINE). -1 on error. */
 static int anchor_kind(WalkState *state, xmlNode *node)
@@ -650,7 +691,12 @@ static int anchor_kind(WalkState *state, xmlNode *node)
         return -1;
     }
     if (href == Py_None) {
-        Py_SETREF(href, Py_NewRef(config.str_empty));
+        Py_DECREF(href);
+        return KIND_INLINE; /* share_link("") is None */
+    }
+    if (surely_not_shared(href)) {
+        Py_DECREF(href);
+        return KIND_INLINE;
     }
     PyObject *link = PyObject_CallOneArg(config.share_link, href);
     Py_DECREF(href);
@@ -1002,7 +1048,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only");
         return NULL;
     }
-    static PyObject *caption_max, *meta_max;
+    static PyObject *caption_max, *meta_max, *hint_chars;
     static const char *names[] = {
         "tag_kinds", "rule_tags", "bold_tags", "heading_tags", "rule_attribute_names",
         "role_body", "role_heading", "role_caption", "role_meta", "role_boilerplate",
@@ -1010,7 +1056,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "share_link", "discard_subtree", "take_image", "context", "tag_context",
         "class_context", "perf_counter", "place", "anchored_first_chars",
         "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
-        "caption_max_chars", "meta_max_chars",
+        "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -1021,7 +1067,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.take_image, &config.context, &config.tag_context, &config.class_context,
         &config.perf_counter, &config.place, &config.anchored_first_chars,
         &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
-        &config.latin_stems, &caption_max, &meta_max,
+        &config.latin_stems, &caption_max, &meta_max, &config.share_hint_parts, &hint_chars,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -1050,6 +1096,25 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
             PyErr_SetString(PyExc_TypeError, "configure(): latin_stems must be ASCII str");
             return NULL;
         }
+    }
+    if (!PyTuple_Check(config.share_hint_parts)) {
+        PyErr_SetString(PyExc_TypeError, "configure(): share_hint_parts must be a tuple");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.share_hint_parts); i++) {
+        PyObject *part = PyTuple_GET_ITEM(config.share_hint_parts, i);
+        if (!PyUnicode_Check(part) || !PyUnicode_IS_ASCII(part) ||
+            PyUnicode_GET_LENGTH(part) == 0) {
+            PyErr_SetString(PyExc_TypeError, "configure(): share hints must be ASCII str");
+            return NULL;
+        }
+    }
+    config.share_hint_chars = PyLong_AsSsize_t(hint_chars);
+    if (config.share_hint_chars < 0 || config.share_hint_chars > 500) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "configure(): share_hint_chars must be 0-500");
+        }
+        return NULL;
     }
     config.caption_max_chars = PyLong_AsSsize_t(caption_max);
     config.meta_max_chars = PyLong_AsSsize_t(meta_max);

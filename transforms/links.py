@@ -198,19 +198,37 @@ _ADDTOANY_SERVICES = {
     "email": "email",
 }
 _TARGET_PARAMETERS = ("u", "url", "href")
-_SHARE_HINT = re.compile(
-    r"shar|intent/|send|submit|save|status=|dialog/feed|whatsapp|mailto:|addtoany|wa\.me|"
-    r"line\.me|t\.me/|telegram\.me|del\.icio\.us|pin/create|getpocket|plurk"
+SHARE_HINT_PARTS = (
+    "shar",
+    "intent/",
+    "send",
+    "submit",
+    "save",
+    "status=",
+    "dialog/feed",
+    "whatsapp",
+    "mailto:",
+    "addtoany",
+    "wa.me",
+    "line.me",
+    "t.me/",
+    "telegram.me",
+    "del.icio.us",
+    "pin/create",
+    "getpocket",
+    "plurk",
 )
 """Something the start of every share href above contains (lower-cased): most anchors fail
-this cheap test and skip URL parsing."""
-_SHARE_HINT_CHARS = 160
+this cheap test and skip URL parsing. The C walk (``transforms._speedups``) applies the same
+test to ASCII hrefs before it calls ``share_link``."""
+_SHARE_HINT = re.compile("|".join(re.escape(part) for part in SHARE_HINT_PARTS))
+SHARE_HINT_CHARS = 160
 
 
 def share_link(href: str) -> ShareLink | None:
     """Classify an anchor's (entity-decoded) href as a share link, or None when it is not one."""
     href = href.strip()
-    if not href or not _SHARE_HINT.search(href[:_SHARE_HINT_CHARS].lower()):
+    if not href or not _SHARE_HINT.search(href[:SHARE_HINT_CHARS].lower()):
         return None
     if href.lower().startswith(("javascript:", "data:")):
         return None
