@@ -88,3 +88,29 @@ _PLACEHOLDERISH = st.lists(
 def test_placeholder_shortcut_gives_the_answer_of_the_placeholder_pattern(src: str) -> None:
     expected = links_module._PLACEHOLDER_SRC.search(src) is not None
     assert links_module._is_placeholder(src) == expected
+
+
+def _first_endpoint_in_order(host: str, path: str) -> str | None:
+    """The share-endpoint rule as the rubric states it: first entry in list order whose host
+    suffix and path prefix match."""
+    for platform, host_suffix, path_prefix in links_module._SHARE_ENDPOINTS:
+        on_host = host == host_suffix or host.endswith("." + host_suffix)
+        if on_host and path.startswith(path_prefix):
+            return platform
+    return None
+
+
+def test_endpoint_lookup_by_host_keeps_the_list_order() -> None:
+    hosts = {"", "example.com"}
+    for _, host_suffix, _ in links_module._SHARE_ENDPOINTS:
+        hosts |= {host_suffix, f"www.{host_suffix}", f"a.b.{host_suffix}", f"x{host_suffix}"}
+        hosts |= {f"{host_suffix}.evil", f".{host_suffix}", host_suffix[1:]}
+    paths = {"", "/", "/x", "/sharer.php", "/share/", "/intent/tweetx"}
+    paths |= {path_prefix for _, _, path_prefix in links_module._SHARE_ENDPOINTS}
+    checked = 0
+    for host in sorted(hosts):
+        for path in sorted(paths):
+            expected = _first_endpoint_in_order(host, path)
+            assert links_module._web_share_platform(host, path) == expected, (host, path)
+            checked += expected is not None
+    assert checked > 100

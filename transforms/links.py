@@ -251,11 +251,26 @@ def _web_share_platform(host: str, path: str) -> str | None:
         if path.startswith("/add_to/"):
             return _ADDTOANY_SERVICES.get(path.removeprefix("/add_to/").strip("/"), "other")
         return "other" if path.startswith("/share") else None
-    for platform, host_suffix, path_prefix in _SHARE_ENDPOINTS:
-        on_host = host == host_suffix or host.endswith("." + host_suffix)
-        if on_host and path.startswith(path_prefix):
+    candidates: list[tuple[int, str, str]] = []
+    suffix = host
+    while suffix:  # the host, then each parent domain: "www.x.com", "x.com", "com"
+        candidates.extend(_SHARE_ENDPOINTS_BY_HOST.get(suffix, ()))
+        suffix = suffix.partition(".")[2]
+    for _, platform, path_prefix in sorted(candidates):
+        if path.startswith(path_prefix):
             return platform
     return None
+
+
+def _endpoints_by_host() -> dict[str, tuple[tuple[int, str, str], ...]]:
+    """``_SHARE_ENDPOINTS`` by host suffix, each entry keeping its place in the list."""
+    by_host: dict[str, list[tuple[int, str, str]]] = {}
+    for order, (platform, host_suffix, path_prefix) in enumerate(_SHARE_ENDPOINTS):
+        by_host.setdefault(host_suffix, []).append((order, platform, path_prefix))
+    return {host: tuple(entries) for host, entries in by_host.items()}
+
+
+_SHARE_ENDPOINTS_BY_HOST = _endpoints_by_host()
 
 
 def _share_target(query: str) -> str | None:
