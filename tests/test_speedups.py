@@ -38,7 +38,7 @@ _AWKWARD_TEXT = st.text(
 
 
 @needs_c_walker
-@settings(max_examples=2_000, deadline=None)
+@settings(max_examples=1_000, deadline=None)
 @given(_AWKWARD_TEXT)
 @example(" a \u200b b ")
 @example("\u200b")
