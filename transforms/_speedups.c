@@ -68,6 +68,7 @@ static PyObject *normalise_text(PyObject *module, PyObject *text);
 /* Tags seen so far, by name: kind, flags and the tag as a str. Bounded; misses past the
  * bound are computed each time. */
 #define TAG_CACHE_SIZE 512
+#define TAG_CACHE_PROBES 8
 typedef struct {
     char *name;
     int kind;
@@ -139,11 +140,6 @@ static unsigned long hash_name(const char *name)
     return hash;
 }
 
-static int set_contains(PyObject *set, PyObject *key)
-{
-    return PySet_Contains(set, key);
-}
-
 /* Fill info for a tag str; 0 on success. */
 static int describe_tag(PyObject *tag, int *kind, int *flags)
 {
@@ -152,9 +148,9 @@ static int describe_tag(PyObject *tag, int *kind, int *flags)
         return -1;
     }
     *kind = found == NULL ? KIND_INLINE : (int)PyLong_AsLong(found);
-    int rule = set_contains(config.rule_tags, tag);
-    int bold = set_contains(config.bold_tags, tag);
-    int heading = set_contains(config.heading_tags, tag);
+    int rule = PySet_Contains(config.rule_tags, tag);
+    int bold = PySet_Contains(config.bold_tags, tag);
+    int heading = PySet_Contains(config.heading_tags, tag);
     if (rule < 0 || bold < 0 || heading < 0) {
         return -1;
     }
@@ -169,61 +165,53 @@ static int describe_tag(PyObject *tag, int *kind, int *flags)
     return 0;
 }
 
-/* The tag of an element node as lxml spells it ("{namespace}name" when namespaced), with its
- * kind and flags. Returns a new reference, or NULL with an exception set. */
-static PyObject *element_tag(xmlNode *node, int *kind, int *flags)
+/* tag with its kind and flags filled in; steals the reference (NULL passes through). */
+static PyObject *described(PyObject *tag, int *kind, int *flags)
 {
-    if (node->ns != NULL && node->ns->href != NULL) {
-        PyObject *tag = PyUnicode_FromFormat("{%s}%s", (const char *)node->ns->href,
-                                             (const char *)node->name);
-        if (tag == NULL || describe_tag(tag, kind, flags) < 0) {
-            Py_XDECREF(tag);
-            return NULL;
-        }
-        return tag;
-    }
-    const char *name = (const char *)node->name;
-    unsigned long slot = hash_name(name) % TAG_CACHE_SIZE;
-    for (int probe = 0; probe < TAG_CACHE_SIZE; probe++) {
-        TagInfo *info = &tag_cache[(slot + (unsigned long)probe) % TAG_CACHE_SIZE];
-        if (info->name == NULL) {
-            if (probe > 8) {
-                break; /* keep probes short; compute below without caching */
-            }
-            PyObject *tag = PyUnicode_FromString(name);
-            if (tag == NULL || describe_tag(tag, &info->kind, &info->flags) < 0) {
-                Py_XDECREF(tag);
-                return NULL;
-            }
-            size_t length = strlen(name) + 1;
-            info->name = PyMem_Malloc(length);
-            if (info->name == NULL) {
-                Py_DECREF(tag);
-                return PyErr_NoMemory();
-            }
-            memcpy(info->name, name, length);
-            info->tag = tag;
-            *kind = info->kind;
-            *flags = info->flags;
-            Py_INCREF(tag);
-            return tag;
-        }
-        if (strcmp(info->name, name) == 0) {
-            *kind = info->kind;
-            *flags = info->flags;
-            Py_INCREF(info->tag);
-            return info->tag;
-        }
-        if (probe > 8) {
-            break;
-        }
-    }
-    PyObject *tag = PyUnicode_FromString(name);
     if (tag == NULL || describe_tag(tag, kind, flags) < 0) {
         Py_XDECREF(tag);
         return NULL;
     }
     return tag;
+}
+
+/* The tag of an element node as lxml spells it ("{namespace}name" when namespaced), with its
+ * kind and flags, cached by name for the first TAG_CACHE_PROBES slots from its hash. Returns
+ * a new reference, or NULL with an exception set. */
+static PyObject *element_tag(xmlNode *node, int *kind, int *flags)
+{
+    if (node->ns != NULL && node->ns->href != NULL) {
+        return described(PyUnicode_FromFormat("{%s}%s", (const char *)node->ns->href,
+                                              (const char *)node->name),
+                         kind, flags);
+    }
+    const char *name = (const char *)node->name;
+    unsigned long slot = hash_name(name) % TAG_CACHE_SIZE;
+    for (unsigned long probe = 0; probe < TAG_CACHE_PROBES; probe++) {
+        TagInfo *info = &tag_cache[(slot + probe) % TAG_CACHE_SIZE];
+        if (info->name != NULL && strcmp(info->name, name) != 0) {
+            continue;
+        }
+        if (info->name == NULL) {
+            size_t length = strlen(name) + 1;
+            char *copy = PyMem_Malloc(length);
+            if (copy == NULL) {
+                return PyErr_NoMemory();
+            }
+            PyObject *tag = described(PyUnicode_FromString(name), &info->kind, &info->flags);
+            if (tag == NULL) {
+                PyMem_Free(copy);
+                return NULL;
+            }
+            memcpy(copy, name, length);
+            info->name = copy;
+            info->tag = tag;
+        }
+        *kind = info->kind;
+        *flags = info->flags;
+        return Py_NewRef(info->tag);
+    }
+    return described(PyUnicode_FromString(name), kind, flags); /* no free slot nearby */
 }
 
 /* str.isspace(), which is False for the empty string. */
@@ -557,7 +545,7 @@ static int single_attribute_context(xmlNode *node, PyObject **decided)
     if (key == NULL) {
         return -1;
     }
-    int is_rule_name = set_contains(config.rule_attribute_names, key);
+    int is_rule_name = PySet_Contains(config.rule_attribute_names, key);
     Py_DECREF(key);
     if (is_rule_name < 0) {
         return -1;
