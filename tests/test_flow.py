@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from prefect import flow
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from broadsheet.pipeline import RunSummary
+from broadsheet.pipeline import Batch, RunSummary
 from broadsheet.resolve import RUN_OUTCOME_COLUMNS
-from flows.ingest import ingest
+from flows.ingest import _unvisited, ingest
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -151,3 +154,17 @@ def test_hidden_and_special_files_are_recorded_as_skips(sample_dir: Path, tmp_pa
     assert summary.outcomes == {"article_written": 1, "skipped": 2}
     skips = pl.read_parquet(summary.warehouse / "skips" / "*.parquet")
     assert sorted(skips.get_column("reason").to_list()) == ["hidden", "not_regular_file"]
+
+
+def test_thread_pool_tasks_get_their_batch_quoted_and_other_callers_as_is() -> None:
+    """Quoted, Prefect does not walk a batch's thousands of files looking for futures."""
+    batch = Batch(0, (), 1)
+
+    runner: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=1)
+
+    @flow(task_runner=runner)
+    def wrapper_in_a_flow() -> str:
+        return type(_unvisited(batch)).__name__
+
+    assert wrapper_in_a_flow() == "quote"
+    assert _unvisited(batch) is batch

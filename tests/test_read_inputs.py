@@ -15,6 +15,7 @@ from broadsheet.read_inputs import (
     discover,
     discover_for_run,
     prefetch_discovery,
+    read_input,
 )
 
 
@@ -98,3 +99,22 @@ def test_a_prefetch_that_cannot_list_leaves_the_error_to_the_run(tmp_path: Path)
     prefetch_discovery(["s3://bucket/never-listed-in-advance"])
     with pytest.raises(InputPathError, match="input path does not exist"):
         discover_for_run([str(tmp_path / "nope")])
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, read_inputs._READ_CHUNK_BYTES - 1, read_inputs._READ_CHUNK_BYTES, 3 * 2**18 + 17],
+)
+def test_read_input_returns_every_byte_of_a_local_file(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "article.md"
+    data = bytes(index % 251 for index in range(size))
+    path.write_bytes(data)
+
+    assert read_input(str(path)) == data
+
+
+def test_read_input_raises_os_errors_the_run_records_as_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_input(str(tmp_path / "gone.md"))
+    with pytest.raises(IsADirectoryError):
+        read_input(str(tmp_path))

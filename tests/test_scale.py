@@ -30,6 +30,7 @@ from broadsheet.allocators import (
 )
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
+from broadsheet.read_inputs import InputFile
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
 from broadsheet.warehouse_commit import MAX_PARTITION_FILES, PART_FILE, open_warehouse
 from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA
@@ -182,6 +183,44 @@ def test_parse_tasks_writing_small_row_groups_stage_the_same_rows(
     monkeypatch.setattr(pipeline, "STAGED_ROW_GROUP", 2)
     groups = run_ingest([str(sample_dir)], str(tmp_path / "groups"), batch_size=50)
     _assert_same_tables(groups.warehouse, whole.warehouse)
+    monkeypatch.setattr(pipeline, "STAGED_BUFFER_BYTES", 1)  # a record batch per month and chunk
+    monkeypatch.setattr(warehouse_commit, "COMMIT_THREADS", 1)
+    chunks = run_ingest([str(sample_dir)], str(tmp_path / "chunks"), batch_size=50)
+    _assert_same_tables(chunks.warehouse, whole.warehouse)
+    assert chunks.feeds == whole.feeds
+    assert chunks.outcomes == whole.outcomes
+
+
+def test_a_parse_task_stages_one_record_batch_per_month_in_month_order(tmp_path: Path) -> None:
+    january, march = 1_704_100_000_000, 1_709_300_000_000  # 2024-01-01 and 2024-03-01, UTC
+    paths = []
+    for index, published in enumerate([march, january, march, january, march]):
+        path = tmp_path / f"{index}.md"
+        path.write_text(
+            f"<!--{published}-->\n[Story {index}](https://example.com/{index})\n------\n\n"
+            f"<p>Body {index} «quoted» 🎉.</p>\n",
+            encoding="utf-8",
+        )
+        paths.append(path)
+    batch = pipeline.Batch(
+        0, tuple((InputFile(str(p), p.stat().st_size, 0), None) for p in paths), 1
+    )
+
+    result = pipeline.parse_batch_files(batch, str(tmp_path / "staging"), "run", 0)
+
+    assert result.staged_months == ((2024, 1), (2024, 3))
+    assert [file.staged_month for file in result.files] == [
+        (2024, 3),
+        (2024, 1),
+        (2024, 3),
+        (2024, 1),
+        (2024, 3),
+    ]
+    assert result.staged_articles is not None
+    staged = warehouse_commit.read_staging_file(result.staged_articles)
+    assert staged.column("source_path").to_pylist() == [
+        str(paths[index]) for index in (1, 3, 0, 2, 4)
+    ]
 
 
 def _files(*rows: tuple[str, int, int]) -> pa.Table:

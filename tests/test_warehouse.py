@@ -167,6 +167,28 @@ def test_latest_version_wins_and_superseded_versions_are_kept(tmp_path: Path) ->
     assert versions.row(0, named=True)["month"] == 1
 
 
+def test_versions_of_one_month_in_one_run_are_split_between_the_tables(tmp_path: Path) -> None:
+    """The parse tasks stage a month's rows together, whichever table each goes to."""
+    inputs = tmp_path / "inputs"
+    write_article(inputs, "a/old.md", url="https://news.example/x", epoch_ms=JAN_2024, text="v1")
+    write_article(inputs, "b/other.md", url="https://news.example/y", epoch_ms=JAN_2024, text="y")
+    write_article(inputs, "c/copy.md", url="https://news.example/y", epoch_ms=JAN_2024, text="y")
+    write_article(
+        inputs, "d/new.md", url="https://news.example/x", epoch_ms=JAN_2024 + 2 * DAY, text="v2"
+    )
+    summary = ingest(inputs, tmp_path / "warehouse")
+    assert summary.outcomes == {
+        "article_written": 2,
+        "version_superseded": 1,
+        "identical_duplicate": 1,
+    }
+    articles = table(tmp_path / "warehouse", "articles")
+    versions = table(tmp_path / "warehouse", "article_versions")
+    assert sorted(articles.get_column("paragraphs").to_list()) == [["v2"], ["y"]]
+    assert versions.get_column("paragraphs").to_list() == [["v1"]]
+    assert set(articles.get_column("month")) == set(versions.get_column("month")) == {1}
+
+
 def test_an_older_version_arriving_later_goes_to_versions(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     write_article(
