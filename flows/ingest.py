@@ -1,8 +1,9 @@
 """The ``ingest`` flow: Prefect wiring around ``broadsheet.pipeline.run_ingest``.
 
 Parsing is batched (``batch_size`` files a task, never one task a file); each task stages its
-own Parquet, so only small per-file facts travel back to the flow. Everything else (the lock,
-the ledger, version resolution, the commit) is the same code a run without Prefect uses.
+own article rows on disk, so only small per-file facts travel back to the flow. Everything
+else (the lock, the ledger, version resolution, the commit) is the same code a run without
+Prefect uses.
 Each run publishes Prefect artifacts: outcomes, feeds, reject reasons and a summary.
 
 Where the parse tasks run (``Runner``): ``processes`` (the default) runs each task's batch in
