@@ -241,16 +241,19 @@ class _StagedArticles:
         """The (year, month) of each record batch written, in order."""
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._buffer: list[pa.Table] = []
+        self._buffer_months: list[tuple[int, int]] = []
         self._buffered = 0
 
     def add(self, rows: pa.Table) -> list[tuple[int, int]]:
         """Stage ``rows`` (with their partition columns); return each row's (year, month)."""
         year, month = (rows.column(name).to_pylist() for name in ARTICLES_PARTITION_COLUMNS)
+        months = list(zip(year, month, strict=True))
         self._buffer.append(rows)
+        self._buffer_months += months
         self._buffered += rows.nbytes
         if self._buffered >= STAGED_BUFFER_BYTES:
             self._write_buffer()
-        return list(zip(year, month, strict=True))
+        return months
 
     def close(self) -> str | None:
         """Write what is buffered; the staged file, or None when the batch staged no row."""
@@ -263,13 +266,11 @@ class _StagedArticles:
     def _write_buffer(self) -> None:
         if not self._buffer:
             return
-        rows = pa.concat_tables(self._buffer)
-        self._buffer, self._buffered = [], 0
+        rows, months = pa.concat_tables(self._buffer), self._buffer_months
+        self._buffer, self._buffer_months, self._buffered = [], [], 0
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = open_staging_writer(self.path, rows.schema, compression=None)
-        year, month = (rows.column(name).to_pylist() for name in ARTICLES_PARTITION_COLUMNS)
-        months = list(zip(year, month, strict=True))
         order = sorted(range(len(months)), key=months.__getitem__)
         for key, members in itertools.groupby(order, key=months.__getitem__):
             # One month copied at a time: a copy of the whole buffer would double the peak.

@@ -253,8 +253,8 @@ class CommitPlan:
 
     incoming: Mapping[Partition, Callable[[], pa.Table]]
     """New versions to store: per partition, what reads its articles rows (called once, when
-    the commit reaches the partition, so that one partition's new rows are in memory at a
-    time)."""
+    the commit reaches the partition, so that only the partitions being staged, at most
+    ``COMMIT_THREADS``, have their new rows in memory)."""
     removals: Mapping[Partition, set[str]]
     moves: Mapping[str, tuple[Partition, str]]
     log_rows: Mapping[str, pa.Table]
