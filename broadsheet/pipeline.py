@@ -233,23 +233,34 @@ class _StagedArticles:
     buffer, so that the commit reads each partition's rows straight from the files of the
     parse tasks (``StagedIncoming``), with no pass that sorts them into partitions first.
     Written uncompressed: the commit reads them back as many small record batches, and
-    with LZ4 buffers that reading took 2.7 of a 20,000-file commit's 5.3 s (profiled)."""
+    with LZ4 buffers that reading took 2.7 of a 20,000-file commit's 5.3 s (profiled).
+
+    Each chunk of rows is put in month order as it arrives (one small copy), so that writing
+    the buffer only slices: a take over the whole buffer, one chunk per ``add``, made Arrow
+    concatenate every chunk once per month (profiled: 9% of a parse task's time)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.months: list[tuple[int, int]] = []
         """The (year, month) of each record batch written, in order."""
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
-        self._buffer: list[pa.Table] = []
-        self._buffer_months: list[tuple[int, int]] = []
+        self._buffer: list[tuple[pa.Table, list[tuple[tuple[int, int], int, int]]]] = []
+        """Chunks in month order, each with its (month, first row, rows) runs."""
         self._buffered = 0
 
     def add(self, rows: pa.Table) -> list[tuple[int, int]]:
         """Stage ``rows`` (with their partition columns); return each row's (year, month)."""
         year, month = (rows.column(name).to_pylist() for name in ARTICLES_PARTITION_COLUMNS)
         months = list(zip(year, month, strict=True))
-        self._buffer.append(rows)
-        self._buffer_months += months
+        order = sorted(range(len(months)), key=months.__getitem__)
+        if order != list(range(len(months))):
+            rows = rows.take(pa.array(order, pa.int64()))
+        runs, start = [], 0
+        for key, members in itertools.groupby(months[index] for index in order):
+            count = sum(1 for _ in members)
+            runs.append((key, start, count))
+            start += count
+        self._buffer.append((rows, runs))
         self._buffered += rows.nbytes
         if self._buffered >= STAGED_BUFFER_BYTES:
             self._write_buffer()
@@ -264,18 +275,22 @@ class _StagedArticles:
         return str(self.path)
 
     def _write_buffer(self) -> None:
+        """Write the buffer as one record batch per month, in month order. Only one month's
+        rows are copied at a time: a copy of the whole buffer would double the peak."""
         if not self._buffer:
             return
-        rows, months = pa.concat_tables(self._buffer), self._buffer_months
-        self._buffer, self._buffer_months, self._buffered = [], [], 0
+        buffer, self._buffer, self._buffered = self._buffer, [], 0
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = open_staging_writer(self.path, rows.schema, compression=None)
-        order = sorted(range(len(months)), key=months.__getitem__)
-        for key, members in itertools.groupby(order, key=months.__getitem__):
-            # One month copied at a time: a copy of the whole buffer would double the peak.
-            taken = rows.take(pa.array(list(members), pa.int64())).combine_chunks()
-            (rows_of_month,) = taken.to_batches(max_chunksize=None)
+            self._writer = open_staging_writer(self.path, buffer[0][0].schema, compression=None)
+        slices: dict[tuple[int, int], list[pa.Table]] = {}
+        for rows, runs in buffer:
+            for key, start, count in runs:
+                slices.setdefault(key, []).append(rows.slice(start, count))
+        for key in sorted(slices):
+            (rows_of_month,) = (
+                pa.concat_tables(slices[key]).combine_chunks().to_batches(max_chunksize=None)
+            )
             self._writer.write_batch(rows_of_month)
             self.months.append(key)
 

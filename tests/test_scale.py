@@ -191,7 +191,11 @@ def test_parse_tasks_writing_small_row_groups_stage_the_same_rows(
     assert chunks.outcomes == whole.outcomes
 
 
-def test_a_parse_task_stages_one_record_batch_per_month_in_month_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("row_group", [500, 2], ids=["one-chunk", "chunks-of-two"])
+def test_a_parse_task_stages_one_record_batch_per_month_in_month_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_group: int
+) -> None:
+    monkeypatch.setattr(pipeline, "STAGED_ROW_GROUP", row_group)
     january, march = 1_704_100_000_000, 1_709_300_000_000  # 2024-01-01 and 2024-03-01, UTC
     paths = []
     for index, published in enumerate([march, january, march, january, march]):
