@@ -165,7 +165,9 @@ def test_prefect_server_started_by_run_dies_with_a_killed_cli(tmp_path: Path) ->
     deadline = time.monotonic() + 30
     servers: list[int] = []
     while not servers and time.monotonic() < deadline:
-        servers = [child for child in _children(cli.pid) if b"uvicorn" in _cmdline(child)]
+        servers = [
+            child for child in _children(cli.pid) if b"broadsheet.prefect_server" in _cmdline(child)
+        ]
         time.sleep(0.05)
     assert servers, "the CLI started no Prefect server"
     cli.send_signal(signal.SIGKILL)
