@@ -33,6 +33,7 @@ from broadsheet import object_store
 from broadsheet.allocators import prefer_jemalloc
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
 from broadsheet.prefect_server import (
+    RUN_SERVER,
     EarlyTemporaryServer,
     PrefectServerError,
     preload_flow_run_modules,
@@ -157,9 +158,9 @@ def run(
 
     apply_quiet_prefect_defaults()
     prefer_jemalloc()
-    server = EarlyTemporaryServer()
+    server = RUN_SERVER
     started = time.perf_counter()
-    server.start()
+    server.start()  # if the entry point has not
     try:
         _run_flow(
             inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started

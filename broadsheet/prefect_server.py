@@ -103,8 +103,11 @@ class EarlyTemporaryServer:
         return self._process is not None
 
     def start(self) -> None:
-        """Launch the server unless a Prefect API is configured or ephemeral mode is off."""
+        """Launch the server unless it runs already, a Prefect API is configured or ephemeral
+        mode is off."""
         ephemeral = os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true").lower()
+        if self._process is not None:
+            return
         if os.environ.get("PREFECT_API_URL") or ephemeral in ("0", "false"):
             return
         port = _free_port()
@@ -168,6 +171,11 @@ class EarlyTemporaryServer:
             self._process.wait()
         self._process = None
         self.url = None
+
+
+RUN_SERVER = EarlyTemporaryServer()
+"""The temporary server of this process's ``broadsheet run``: launched by the command's entry
+point (``broadsheet.entry_point``) before the CLI is imported, else by ``run`` itself."""
 
 
 FLOW_RUN_MODULES = (

@@ -18,8 +18,9 @@ import duckdb
 import pytest
 
 from broadsheet.cli import _nothing_to_read, skip_exit_collection
+from broadsheet.entry_point import main, runs_ingest
 from broadsheet.pipeline import run_ingest
-from broadsheet.prefect_server import FLOW_RUN_MODULES
+from broadsheet.prefect_server import FLOW_RUN_MODULES, RUN_SERVER, EarlyTemporaryServer
 from broadsheet.read_inputs import discover
 from tests.archive_files import bare
 
@@ -113,6 +114,49 @@ def test_missing_input_path_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: input path does not exist: {tmp_path / 'nope'}"
     assert not (tmp_path / "warehouse").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "starts_server"),
+    [
+        (["run"], True),
+        (["run", "archive", "--warehouse", "w", "--workers", "2"], True),
+        (["run", "archive", "--help"], False),
+        (["runs"], False),
+        (["query", "SELECT 1"], False),
+        (["serve", "--cron", "0 * * * *"], False),
+        ([], False),
+    ],
+)
+def test_the_entry_point_launches_a_server_early_only_for_a_run(
+    arguments: list[str], starts_server: bool
+) -> None:
+    assert runs_ingest(arguments) is starts_server
+
+
+def test_a_run_stopped_by_a_usage_error_stops_the_server_the_entry_point_launched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setattr(sys, "argv", ["broadsheet", "run", "--workers", "-1"])
+    launched: list[subprocess.Popen[bytes]] = []
+    start = EarlyTemporaryServer.start
+
+    def recording_start(server: EarlyTemporaryServer) -> None:
+        start(server)
+        if server._process is not None:
+            launched.append(server._process)
+
+    monkeypatch.setattr(EarlyTemporaryServer, "start", recording_start)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert len(launched) == 1
+    assert launched[0].poll() is not None, "the server outlived the failed run"
+    assert not RUN_SERVER.running
+    assert os.environ.get("PREFECT_API_URL") is None
 
 
 def test_unwritable_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
