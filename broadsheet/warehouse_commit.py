@@ -400,10 +400,10 @@ def _partition_changes(
                 yield change
 
 
-COMMIT_THREADS = 2
-"""Partitions the commit stages at once. Sorting and Parquet encoding release the GIL, so a
-second thread stages another partition meanwhile; memory then holds two partitions' new rows
-rather than one."""
+COMMIT_THREADS = min(2, os.cpu_count() or 1)
+"""Partitions the commit stages at once. Sorting and Parquet encoding release the GIL, so on
+two cores or more a second thread stages another partition meanwhile; memory then holds two
+partitions' new rows rather than one. One core gains nothing from it."""
 
 
 def _rows_with_hashes(paths: Sequence[Path], hashes: Sequence[str]) -> list[pa.Table]:

@@ -67,6 +67,21 @@ def test_header_title_keeps_space_runs_and_backslash_before_non_ascii() -> None:
     assert envelope.title == "美政府致函高校    \\“敦促审查\\“"
 
 
+@pytest.mark.parametrize(
+    ("header_title", "title"),
+    [
+        ("Plain title, no backslash", "Plain title, no backslash"),
+        ("A \\[bracketed\\] \\*starred\\* \\_word\\_ 🎉", "A [bracketed] *starred* _word_ 🎉"),
+        ("Path C:\\\\Users and 50\\% off", "Path C:\\Users and 50% off"),
+    ],
+)
+def test_header_title_drops_markdown_escapes_before_ascii_punctuation(
+    header_title: str, title: str
+) -> None:
+    text = f"<!--{EPOCH_MS}-->\n[{header_title}]({URL})\n------\n\n{BODY}"
+    assert parse_envelope(text).title == title
+
+
 def test_crlf_line_endings_parse_like_lf() -> None:
     lf = parse_envelope(with_front_matter("T", URL, EPOCH_MS, BODY))
     crlf = parse_envelope(with_front_matter("T", URL, EPOCH_MS, BODY).replace("\n", "\r\n"))

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from transforms.errors import RejectError, RejectReason
+from transforms.links import is_http_url
 
 _EPOCH_LINE = re.compile(r"<!--\s*(-?\d+)\s*-->")
 _LINK_LINE = re.compile(r"\[(?P<title>.*)\]\((?P<url>[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)\)")
@@ -172,8 +172,7 @@ def _envelope(
         raise RejectError(RejectReason.MISSING_FIELD, "article has no title")
     if not url:
         raise RejectError(RejectReason.MISSING_FIELD, "article has no URL")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url):
         raise RejectError(RejectReason.INVALID_URL, f"article URL is not http(s): {url[:80]!r}")
     categories = front_matter.get("categories")
     feed = categories[0] if isinstance(categories, list) and categories else None
@@ -209,7 +208,9 @@ def _read_link_and_separator(text: str, position: int) -> tuple[str, str, int]:
             RejectReason.UNKNOWN_FORMAT,
             f"expected '------' after the title link, found {separator[:60]!r}",
         )
-    title = _MARKDOWN_ESCAPE.sub(r"\1", match.group("title"))
+    title = match.group("title")
+    if "\\" in title:
+        title = _MARKDOWN_ESCAPE.sub(r"\1", title)
     return title, match.group("url"), after_separator
 
 
