@@ -160,7 +160,7 @@ def run(
     prefer_jemalloc()
     server = RUN_SERVER
     started = time.perf_counter()
-    server.start()  # if the entry point has not
+    server.start()  # does nothing when the entry point started it already
     try:
         _run_flow(
             inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started

@@ -105,9 +105,9 @@ class EarlyTemporaryServer:
     def start(self) -> None:
         """Launch the server unless it runs already, a Prefect API is configured or ephemeral
         mode is off."""
-        ephemeral = os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true").lower()
         if self._process is not None:
             return
+        ephemeral = os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true").lower()
         if os.environ.get("PREFECT_API_URL") or ephemeral in ("0", "false"):
             return
         port = _free_port()
