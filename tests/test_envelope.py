@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.archive_files import bare, dated, front_matter_html, with_front_matter
 from transforms import RejectError, RejectReason, SourceFormat, parse_envelope
+from transforms import envelope as envelope_module
 from transforms.article import decode_document
+from transforms.envelope import FrontMatterValue, parse_front_matter
 
 URL = "https://news.example/2024/02/17/harbour?id=7&lang=zh"
 EPOCH_MS = 1708181101000
@@ -195,3 +198,41 @@ def test_header_round_trip(
 ) -> None:
     envelope = parse_envelope(render(title, url, epoch_ms, BODY))
     assert (envelope.title, envelope.url, envelope.published_at_ms) == (title, url, epoch_ms)
+
+
+_FRONT_MATTER_LINE = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*:(?:\s+(?P<value>.*))?")
+"""The front-matter line grammar as a single pattern: what ``parse_front_matter`` implements."""
+
+
+def _front_matter_by_pattern(block: str) -> dict[str, FrontMatterValue] | None:
+    """Reference parse: None where a line breaks the grammar, else the fields."""
+    fields: dict[str, FrontMatterValue] = {}
+    for line in block.split("\n"):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _FRONT_MATTER_LINE.fullmatch(stripped)
+        if match is None:
+            return None
+        value = (match.group("value") or "").strip()
+        fields[match.group("key")] = envelope_module._front_matter_value(value)
+    return fields
+
+
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("aZ_-9é: \t\u3000\u00a0#\"'[],日"), max_size=12),
+        max_size=4,
+    ).map("\n".join)
+)
+@example("title: x\nkey :  value \ndate:")
+@example("a:b")
+@example("a\u3000:\u3000b")
+def test_front_matter_lines_follow_the_key_value_grammar(block: str) -> None:
+    expected = _front_matter_by_pattern(block)
+    if expected is None:
+        with pytest.raises(RejectError) as rejected:
+            parse_front_matter(block)
+        assert rejected.value.reason is RejectReason.INVALID_FRONT_MATTER
+    else:
+        assert parse_front_matter(block) == expected

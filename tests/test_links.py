@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -68,6 +69,33 @@ def test_http_url_shortcut_agrees_with_a_full_parse(url: str) -> None:
     except ValueError as error:
         shortcut = f"ValueError: {error}"
     assert shortcut == _full_parse_says_http(url)
+
+
+_CANONICALISH = st.builds(
+    "{}{}{}".format,
+    st.sampled_from(["http://", "HTTPS://", " https://", "ftp://", "http:/", ""]),
+    st.text(alphabet=st.sampled_from("aZ.-:@[]1"), max_size=8),
+    st.text(alphabet=st.sampled_from("/?#%aAfF09é \t\x01\x7f=&"), max_size=16),
+)
+
+
+def _canonical_or_error(canonicalise: Callable[[str], str], url: str) -> str:
+    try:
+        return canonicalise(url)
+    except ValueError as error:
+        return f"ValueError: {error}"
+
+
+@given(_CANONICALISH)
+@example("http://a.com/%e3%80%90?q=%2f#%aa")
+@example("http://a.com#x?y")
+@example("http://a.com@b/x")
+@example("http://a.com\t/x")
+def test_plain_url_shortcut_agrees_with_a_full_parse(url: str) -> None:
+    full_parse = links_module._canonical_url_parsed
+    assert _canonical_or_error(canonical_url, url) == _canonical_or_error(
+        lambda text: full_parse(text.strip()), url
+    )
 
 
 _PLACEHOLDERISH = st.lists(

@@ -75,6 +75,11 @@ _TEXTS = st.sampled_from(
         "责编：张三",
         "以下图片来自网络",
         "Your browser does not support the video tag.",
+        "Your browser does not support the vidéo — sorry",
+        "Please ENABLE JAVASCRİPT TO VIEW the clip",
+        "Sorry, this Kelvin \u212a text does not support audio",
+        "Read more →",
+        "版权所有 © 2024",
         "获取更多RSS：",
         "A bold line that is longer than twenty characters",
         "http://example.com/in-text",
@@ -154,7 +159,19 @@ def _leaf(draw: st.DrawFn) -> str:
         return "<br>"
     if choice == 1:
         src = draw(st.sampled_from(["a.jpg", "", "https://cdn.example/i.png", "data:x"]))
-        return f'<img src="{src}" class="{draw(_CLASSES)}">'
+        extra = draw(
+            st.sampled_from(
+                [
+                    "",
+                    ' id="icon-3"',
+                    ' width="1" height="1"',
+                    ' srcset="s.jpg 320w, l.jpg 1024w"',
+                    ' data-src="https://cdn.example/lazy.jpg"',
+                    ' xml:lang="en"',
+                ]
+            )
+        )
+        return f'<img src="{src}" class="{draw(_CLASSES)}"{extra}>'
     if choice == 2:
         return '<video><img src="poster.jpg">Your browser does not support video</video>'
     if choice == 3:

@@ -48,9 +48,11 @@ typedef struct {
     PyObject *heading_tags;    /* frozenset */
     PyObject *rule_attribute_names; /* frozenset */
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
-    PyObject *reason_share_widget, *reason_media_fallback;
-    PyObject *place_leaf_text, *share_link, *discard_subtree, *take_image;
-    PyObject *context, *tag_context, *class_context, *perf_counter, *place;
+    PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
+    PyObject *discard_type; /* transforms.body.Discard */
+    PyObject *text_rule, *is_caption_text, *is_meta_text, *is_bold_heading;
+    PyObject *share_link, *discard_subtree, *take_image, *take_image_with;
+    PyObject *context, *tag_context, *class_context, *perf_counter;
     PyObject *anchored_first_chars, *caption_first_chars, *meta_first_chars; /* frozensets */
     PyObject *cjk_substrings, *latin_stems; /* tuples of str */
     Py_ssize_t caption_max_chars, meta_max_chars;
@@ -58,6 +60,7 @@ typedef struct {
     Py_ssize_t share_hint_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
     PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
+    PyObject *str_headings, *str_captions, *str_meta_blocks, *str_discarded;
 } Config;
 
 static Config config;
@@ -233,8 +236,8 @@ static int is_space(PyObject *text)
 
 typedef struct {
     PyObject *walk;
-    PyObject *fragments;  /* walk.fragments, the list itself */
-    PyObject *paragraphs; /* walk.paragraphs, the list itself */
+    /* The walk's lists themselves (strong): fragments and the lists blocks are placed in. */
+    PyObject *fragments, *paragraphs, *headings, *captions, *meta_blocks, *discarded;
     PyObject *container;  /* mirror of walk.container, strong */
     struct LxmlDocument *doc;
     FrameStack frames;
@@ -267,20 +270,23 @@ static int char_in(PyObject *chars, Py_UCS4 c)
     return found;
 }
 
-/* ASCII text holds needle (lower-case ASCII) when lower-cased: what str.lower() gives ASCII. */
-static int ascii_lower_contains(PyObject *text, const char *needle)
+/* text.lower() holds needle, a lower-case ASCII string. Only ASCII letters are folded here:
+ * of all other characters, only U+212A (to "k") and U+0130 (to "i" and U+0307) lower-case to
+ * ASCII, and no needle used here holds a "k", or an "i" followed by anything but ASCII. */
+static int folded_contains(PyObject *text, const char *needle)
 {
-    const char *data = (const char *)PyUnicode_DATA(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     Py_ssize_t needle_length = (Py_ssize_t)strlen(needle);
     for (Py_ssize_t start = 0; start + needle_length <= length; start++) {
         Py_ssize_t i = 0;
         while (i < needle_length) {
-            char c = data[start + i];
+            Py_UCS4 c = PyUnicode_READ(kind, data, start + i);
             if (c >= 'A' && c <= 'Z') {
-                c = (char)(c - 'A' + 'a');
+                c = c - 'A' + 'a';
             }
-            if (c != needle[i]) {
+            if (c != (Py_UCS4)(unsigned char)needle[i]) {
                 break;
             }
             i++;
@@ -292,113 +298,183 @@ static int ascii_lower_contains(PyObject *text, const char *needle)
     return 0;
 }
 
-/* 1 when no rule of transforms.body._place other than "body paragraph" can apply to this
- * normalised, non-empty body-role text: no whole-block text rule, caption or meta pattern can
- * match (their cheap pre-tests all fail) and it is not a bold block that may be a heading.
- * 0 when the Python rules must decide, -1 on error. */
-static int plain_paragraph(PyObject *text, int bold, PyObject *container)
+/* 1 when a whole-block text rule (transforms.body._text_rule) may match: the text starts with
+ * a character an anchored rule can start with, holds a CJK rule's substring, or holds a stem of
+ * the Latin rules. 0 when none can, -1 on error. */
+static int may_text_rule(PyObject *text)
 {
-    if (bold && (PyUnicode_CompareWithASCIIString(container, "p") == 0 ||
-                 PyUnicode_CompareWithASCIIString(container, "div") == 0)) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int found = char_in(config.anchored_first_chars, PyUnicode_READ_CHAR(text, 0));
+    for (Py_ssize_t i = 0; found == 0 && i < PyTuple_GET_SIZE(config.cjk_substrings); i++) {
+        found = PyUnicode_Contains(text, PyTuple_GET_ITEM(config.cjk_substrings, i));
+    }
+    if (found != 0) {
+        return found < 0 ? -1 : 1;
+    }
+    if (PyUnicode_FindChar(text, 's', 0, length, 1) < 0 &&
+        PyUnicode_FindChar(text, 'S', 0, length, 1) < 0) {
         return 0;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_UCS4 first = PyUnicode_READ(kind, data, 0);
-    Py_UCS4 last = PyUnicode_READ(kind, data, length - 1);
-    int found = char_in(config.anchored_first_chars, first);
-    if (found != 0) {
-        return found < 0 ? -1 : 0;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.cjk_substrings); i++) {
-        found = PyUnicode_Contains(text, PyTuple_GET_ITEM(config.cjk_substrings, i));
-        if (found != 0) {
-            return found < 0 ? -1 : 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.latin_stems); i++) {
+        const char *stem = PyUnicode_AsUTF8(PyTuple_GET_ITEM(config.latin_stems, i));
+        if (stem == NULL) {
+            return -1;
+        }
+        if (folded_contains(text, stem)) {
+            return 1;
         }
     }
-    if (PyUnicode_FindChar(text, 's', 0, length, 1) >= 0 ||
-        PyUnicode_FindChar(text, 'S', 0, length, 1) >= 0) {
-        if (!PyUnicode_IS_ASCII(text)) {
-            return 0;
-        }
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.latin_stems); i++) {
-            const char *stem = PyUnicode_AsUTF8(PyTuple_GET_ITEM(config.latin_stems, i));
-            if (stem == NULL) {
-                return -1;
-            }
-            if (ascii_lower_contains(text, stem)) {
-                return 0;
-            }
-        }
-    }
-    if (length <= config.caption_max_chars) {
-        found = char_in(config.caption_first_chars, first);
-        if (found != 0) {
-            return found < 0 ? -1 : 0;
-        }
-    }
-    if (length <= config.meta_max_chars) {
-        if (Py_UNICODE_ISDECIMAL(first) || (first < 128 && Py_UNICODE_ISALPHA(first)) ||
-            last == ')' || last == 0xff09 ||
-            PyUnicode_FindChar(text, 0x7f16, 0, length, 1) >= 0 ||
-            PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0) {
-            return 0;
-        }
-        found = char_in(config.meta_first_chars, first);
-        if (found != 0) {
-            return found < 0 ? -1 : 0;
-        }
-    }
-    return 1;
+    return 0;
 }
 
-/* Normalise a block's text and place it: plain body paragraphs here, everything else by the
- * Python rules (_place, or _place_leaf_text for a leaf block, whose tag is then leaf_tag). */
+/* 1 when transforms.body._is_caption_text may hold: short, and a first character its pattern
+ * can start with. */
+static int may_be_caption(PyObject *text)
+{
+    if (PyUnicode_GET_LENGTH(text) > config.caption_max_chars) {
+        return 0;
+    }
+    return char_in(config.caption_first_chars, PyUnicode_READ_CHAR(text, 0));
+}
+
+/* 1 when transforms.body._is_meta_text may hold: its own cheap pre-tests. */
+static int may_be_meta(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length > config.meta_max_chars) {
+        return 0;
+    }
+    Py_UCS4 first = PyUnicode_READ_CHAR(text, 0);
+    Py_UCS4 last = PyUnicode_READ_CHAR(text, length - 1);
+    if (Py_UNICODE_ISDECIMAL(first) || (first < 128 && Py_UNICODE_ISALPHA(first)) ||
+        last == ')' || last == 0xff09 || PyUnicode_FindChar(text, 0x7f16, 0, length, 1) >= 0 ||
+        PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0) {
+        return 1;
+    }
+    return char_in(config.meta_first_chars, first);
+}
+
+/* The truth of function(first, second), or -1 on error. */
+static int call_predicate(PyObject *function, PyObject *first, PyObject *second)
+{
+    PyObject *result = second == NULL ? PyObject_CallOneArg(function, first)
+                                      : PyObject_CallFunctionObjArgs(function, first, second,
+                                                                     NULL);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+static int append_discard(WalkState *state, PyObject *reason, PyObject *text)
+{
+    PyObject *discard = PyObject_CallFunctionObjArgs(config.discard_type, reason, text, NULL);
+    if (discard == NULL) {
+        return -1;
+    }
+    int status = PyList_Append(state->discarded, discard);
+    Py_DECREF(discard);
+    return status;
+}
+
+/* transforms.body._place for a normalised, non-empty block: the same decisions in the same
+ * order, calling the Python tests of text only when their cheap pre-tests pass. container is
+ * the block's tag (walk.container, or the tag of a leaf block). */
+static int place_block(WalkState *state, PyObject *role, PyObject *reason, PyObject *text,
+                       int bold, PyObject *container)
+{
+    if (role == config.role_boilerplate) {
+        return append_discard(state, reason == Py_None ? config.reason_promo : reason, text);
+    }
+    PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
+    if (footer == NULL) {
+        return -1;
+    }
+    if (footer != Py_None) {
+        int status = append_discard(state, footer, text);
+        Py_DECREF(footer);
+        return status;
+    }
+    Py_DECREF(footer);
+    int may = may_text_rule(text);
+    if (may < 0) {
+        return -1;
+    }
+    if (may) {
+        PyObject *rule = PyObject_CallOneArg(config.text_rule, text);
+        if (rule == NULL) {
+            return -1;
+        }
+        if (rule != Py_None) {
+            int status = -1;
+            if (!PyTuple_Check(rule) || PyTuple_GET_SIZE(rule) != 2) {
+                PyErr_SetString(PyExc_TypeError, "text rules must return (reason, footer)");
+            }
+            else {
+                PyObject *rule_reason = PyTuple_GET_ITEM(rule, 0);
+                int starts_footer = PyObject_IsTrue(PyTuple_GET_ITEM(rule, 1));
+                if (starts_footer >= 0 &&
+                    (!starts_footer || PyObject_SetAttr(state->walk, config.str_footer_reason,
+                                                        rule_reason) == 0)) {
+                    status = append_discard(state, rule_reason, text);
+                }
+            }
+            Py_DECREF(rule);
+            return status;
+        }
+        Py_DECREF(rule);
+    }
+    PyObject *follows_image = PyObject_GetAttr(state->walk, config.str_image_since_last_block);
+    if (follows_image == NULL) {
+        return -1;
+    }
+    if (follows_image != Py_False &&
+        PyObject_SetAttr(state->walk, config.str_image_since_last_block, Py_False) < 0) {
+        Py_DECREF(follows_image);
+        return -1;
+    }
+    PyObject *target = state->paragraphs;
+    int found = 0;
+    if (role == config.role_heading) {
+        target = state->headings;
+    }
+    else if (role == config.role_caption ||
+             ((found = may_be_caption(text)) > 0 &&
+              (found = call_predicate(config.is_caption_text, text, follows_image)) > 0)) {
+        target = state->captions;
+    }
+    else if (found >= 0 &&
+             (role == config.role_meta || ((found = may_be_meta(text)) > 0 &&
+                                           (found = call_predicate(config.is_meta_text, text,
+                                                                   NULL)) > 0))) {
+        target = state->meta_blocks;
+    }
+    else if (found >= 0 && bold &&
+             (PyUnicode_CompareWithASCIIString(container, "p") == 0 ||
+              PyUnicode_CompareWithASCIIString(container, "div") == 0) &&
+             (found = call_predicate(config.is_bold_heading, state->walk, text)) > 0) {
+        target = state->headings;
+    }
+    Py_DECREF(follows_image);
+    if (found < 0) {
+        return -1;
+    }
+    return PyList_Append(target, text);
+}
+
+/* Normalise a block's text and place it. container is the block's tag. */
 static int place_text(WalkState *state, PyObject *text, PyObject *role, PyObject *reason,
-                      int bold, PyObject *leaf_tag)
+                      int bold, PyObject *container)
 {
     PyObject *normal = normalise_text(NULL, text);
     if (normal == NULL) {
         return -1;
     }
-    int status = 0;
-    if (PyUnicode_GET_LENGTH(normal) == 0) {
-        goto done;
-    }
-    if (role == config.role_body) {
-        PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
-        if (footer == NULL) {
-            status = -1;
-            goto done;
-        }
-        int plain = footer == Py_None
-                        ? plain_paragraph(normal, bold, leaf_tag ? leaf_tag : state->container)
-                        : 0;
-        Py_DECREF(footer);
-        if (plain < 0) {
-            status = -1;
-            goto done;
-        }
-        if (plain) {
-            if (PyObject_SetAttr(state->walk, config.str_image_since_last_block, Py_False) < 0 ||
-                PyList_Append(state->paragraphs, normal) < 0) {
-                status = -1;
-            }
-            goto done;
-        }
-    }
-    PyObject *result =
-        leaf_tag != NULL
-            ? PyObject_CallFunctionObjArgs(config.place_leaf_text, state->walk, normal, leaf_tag,
-                                           role, reason, bold ? Py_True : Py_False, NULL)
-            : PyObject_CallFunctionObjArgs(config.place, state->walk, role, reason, normal,
-                                           bold ? Py_True : Py_False, NULL);
-    if (result == NULL) {
-        status = -1;
-    }
-    Py_XDECREF(result);
-done:
+    int status = PyUnicode_GET_LENGTH(normal) == 0
+                     ? 0
+                     : place_block(state, role, reason, normal, bold, container);
     Py_DECREF(normal);
     return status;
 }
@@ -454,7 +530,7 @@ static int flush_if_pending(WalkState *state)
                 break;
             }
         }
-        status = place_text(state, text, role, reason, bold, NULL);
+        status = place_text(state, text, role, reason, bold, state->container);
         Py_DECREF(text);
         start = end;
     }
@@ -513,48 +589,65 @@ static int unpack_pair(PyObject *pair, PyObject **role, PyObject **reason)
     return 0;
 }
 
-/* The attribute context of an element with exactly one plain attribute, as
- * transforms.body._attribute_context decides it: sets *decided to a new reference (None when
- * the attribute says nothing). Returns 1 when decided here, 0 when only the Python rules can
+/* The attribute context of an element, as transforms.body._attribute_context decides it for
+ * elements with no rule attribute (hidden, style, ...), no data-selfpromo attribute and no
+ * namespaced one: the class rules on "class id". Sets *decided to a new reference (None when
+ * the attributes say nothing). Returns 1 when decided here, 0 when only the Python rules can
  * decide, -1 on error. */
-static int single_attribute_context(xmlNode *node, PyObject **decided)
+static int plain_attribute_context(xmlNode *node, PyObject **decided)
 {
-    xmlAttr *attribute = node->properties;
-    if (attribute->next != NULL || attribute->ns != NULL) {
-        return 0;
-    }
-    const char *name = (const char *)attribute->name;
-    if (strcmp(name, "class") == 0) {
-        PyObject *value = lx_attribute_value(node, attribute);
-        if (value == NULL) {
-            return -1;
+    xmlAttr *class_attribute = NULL, *id_attribute = NULL;
+    for (xmlAttr *attribute = node->properties; attribute != NULL; attribute = attribute->next) {
+        if (attribute->ns != NULL) {
+            return 0;
         }
-        PyObject *key = PyUnicode_Concat(value, config.str_space);
-        Py_DECREF(value);
+        const char *name = (const char *)attribute->name;
+        if (strcmp(name, "class") == 0) {
+            if (class_attribute == NULL) {
+                class_attribute = attribute;
+            }
+            continue;
+        }
+        if (strcmp(name, "id") == 0) {
+            if (id_attribute == NULL) {
+                id_attribute = attribute;
+            }
+            continue;
+        }
+        if (strstr(name, "data-selfpromo") != NULL) {
+            return 0;
+        }
+        PyObject *key = PyUnicode_FromString(name);
         if (key == NULL) {
             return -1;
         }
-        *decided = PyObject_CallOneArg(config.class_context, key);
+        int is_rule_name = PySet_Contains(config.rule_attribute_names, key);
         Py_DECREF(key);
-        return *decided == NULL ? -1 : 1;
+        if (is_rule_name != 0) {
+            return is_rule_name < 0 ? -1 : 0;
+        }
     }
-    if (strcmp(name, "id") == 0 || strstr(name, "data-selfpromo") != NULL) {
-        return 0;
+    if (class_attribute == NULL && id_attribute == NULL) {
+        *decided = Py_NewRef(Py_None);
+        return 1;
     }
-    PyObject *key = PyUnicode_FromString(name);
+    PyObject *class_value = class_attribute == NULL
+                                ? Py_NewRef(config.str_empty)
+                                : lx_attribute_value(node, class_attribute);
+    PyObject *id_value =
+        id_attribute == NULL ? Py_NewRef(config.str_empty) : lx_attribute_value(node, id_attribute);
+    PyObject *key = NULL;
+    if (class_value != NULL && id_value != NULL) {
+        key = PyUnicode_FromFormat("%U %U", class_value, id_value);
+    }
+    Py_XDECREF(class_value);
+    Py_XDECREF(id_value);
     if (key == NULL) {
         return -1;
     }
-    int is_rule_name = PySet_Contains(config.rule_attribute_names, key);
+    *decided = PyObject_CallOneArg(config.class_context, key);
     Py_DECREF(key);
-    if (is_rule_name < 0) {
-        return -1;
-    }
-    if (is_rule_name) {
-        return 0;
-    }
-    *decided = Py_NewRef(Py_None);
-    return 1;
+    return *decided == NULL ? -1 : 1;
 }
 
 /* transforms.body._context: the role of the text inside node given its parent's. Updates
@@ -567,7 +660,7 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
     }
     if (node->properties != NULL) {
         PyObject *decided = NULL;
-        int status = single_attribute_context(node, &decided);
+        int status = plain_attribute_context(node, &decided);
         if (status < 0) {
             return -1;
         }
@@ -615,6 +708,11 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
         Py_SETREF(*role, Py_NewRef(decided_role));
         Py_SETREF(*reason, Py_NewRef(Py_None));
         return 0;
+    }
+    if (PyList_GET_SIZE(state->paragraphs) > 0 &&
+        (PyUnicode_CompareWithASCIIString(tag, "i") == 0 ||
+         PyUnicode_CompareWithASCIIString(tag, "em") == 0)) {
+        return 0; /* italics after the first paragraph keep their parent's role */
     }
     PyObject *element = proxy(state, node);
     if (element == NULL) {
@@ -710,6 +808,68 @@ static int anchor_kind(WalkState *state, xmlNode *node)
     return KIND_SKIP;
 }
 
+/* attribute's value, or "" when node has no such attribute (a new reference). */
+static PyObject *attribute_or_empty(xmlNode *node, const char *name)
+{
+    PyObject *value = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)name);
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return Py_NewRef(config.str_empty);
+    }
+    return value;
+}
+
+/* transforms.body._take_image: the element's attributes as a dict and the class and id of it
+ * and its parent, handed to _take_image_with. Namespaced attributes go the Python way. */
+static int take_image(WalkState *state, xmlNode *node)
+{
+    for (xmlAttr *attribute = node->properties; attribute != NULL; attribute = attribute->next) {
+        if (attribute->ns != NULL) {
+            return call_with_element(state, config.take_image, node, NULL);
+        }
+    }
+    PyObject *attributes = PyDict_New();
+    if (attributes == NULL) {
+        return -1;
+    }
+    for (xmlAttr *attribute = node->properties; attribute != NULL; attribute = attribute->next) {
+        PyObject *name = PyUnicode_FromString((const char *)attribute->name);
+        PyObject *value = name == NULL ? NULL : lx_attribute_value(node, attribute);
+        int status = value == NULL ? -1 : PyDict_SetItem(attributes, name, value);
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+        if (status < 0) {
+            Py_DECREF(attributes);
+            return -1;
+        }
+    }
+    xmlNode *parent = node->parent;
+    int has_parent = parent != NULL && parent->type == XML_ELEMENT_NODE;
+    PyObject *parts[4] = {attribute_or_empty(node, "class"), attribute_or_empty(node, "id"),
+                          has_parent ? attribute_or_empty(parent, "class") : NULL,
+                          has_parent ? attribute_or_empty(parent, "id") : NULL};
+    PyObject *context = NULL;
+    if (parts[0] != NULL && parts[1] != NULL && (!has_parent || (parts[2] && parts[3]))) {
+        context = has_parent ? PyUnicode_FromFormat("%U %U %U %U", parts[0], parts[1],
+                                                    parts[2], parts[3])
+                             : PyUnicode_FromFormat("%U %U", parts[0], parts[1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(parts[i]);
+    }
+    PyObject *result = context == NULL
+                           ? NULL
+                           : PyObject_CallFunctionObjArgs(config.take_image_with, state->walk,
+                                                          attributes, context, NULL);
+    Py_XDECREF(context);
+    Py_DECREF(attributes);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
 /* Handle an element's start. Returns 1 to descend into its children, 0 to skip them (the
  * element is then ended at once), -1 on error. */
 static int start_element(WalkState *state, xmlNode *node)
@@ -739,7 +899,7 @@ static int start_element(WalkState *state, xmlNode *node)
             return flush_if_pending(state) < 0 ? -1 : 0;
         }
         if (kind == KIND_IMAGE) {
-            return call_with_element(state, config.take_image, node, NULL) < 0 ? -1 : 0;
+            return take_image(state, node) < 0 ? -1 : 0;
         }
         if (kind == KIND_MEDIA) {
             return call_with_element(state, config.discard_subtree, node,
@@ -863,16 +1023,28 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
     state.walk = walk;
     state.doc = ((struct LxmlElement *)root)->_doc;
     xmlNode *top = ((struct LxmlElement *)root)->_c_node;
-    state.fragments = PyObject_GetAttr(walk, config.str_fragments);
-    state.paragraphs = PyObject_GetAttr(walk, config.str_paragraphs);
-    state.container = PyObject_GetAttr(walk, config.str_container);
+    PyObject **lists[] = {&state.fragments, &state.headings, &state.captions,
+                          &state.meta_blocks, &state.paragraphs, &state.discarded};
+    PyObject *list_names[] = {config.str_fragments, config.str_headings, config.str_captions,
+                              config.str_meta_blocks, config.str_paragraphs,
+                              config.str_discarded};
     PyObject *result = NULL;
-    if (state.fragments == NULL || state.paragraphs == NULL || state.container == NULL) {
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        *lists[i] = PyObject_GetAttr(walk, list_names[i]);
+        if (*lists[i] == NULL) {
+            goto done;
+        }
+        if (!PyList_CheckExact(*lists[i])) {
+            PyErr_Format(PyExc_TypeError, "walk.%U must be a list", list_names[i]);
+            goto done;
+        }
+    }
+    state.container = PyObject_GetAttr(walk, config.str_container);
+    if (state.container == NULL) {
         goto done;
     }
-    if (!PyList_CheckExact(state.fragments) || !PyList_CheckExact(state.paragraphs) ||
-        !PyUnicode_Check(state.container)) {
-        PyErr_SetString(PyExc_TypeError, "walk.fragments and walk.paragraphs must be lists");
+    if (!PyUnicode_Check(state.container)) {
+        PyErr_SetString(PyExc_TypeError, "walk.container must be a str");
         goto done;
     }
     if (frames_push(&state.frames, config.role_body, Py_None, 0, 0, state.container) < 0) {
@@ -925,8 +1097,9 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
     result = Py_NewRef(Py_None);
 done:
     frames_free(&state.frames);
-    Py_XDECREF(state.fragments);
-    Py_XDECREF(state.paragraphs);
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        Py_XDECREF(*lists[i]);
+    }
     Py_XDECREF(state.container);
     return result;
 }
@@ -1040,9 +1213,11 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
     static const char *names[] = {
         "tag_kinds", "rule_tags", "bold_tags", "heading_tags", "rule_attribute_names",
         "role_body", "role_heading", "role_caption", "role_meta", "role_boilerplate",
-        "reason_share_widget", "reason_media_fallback", "place_leaf_text",
-        "share_link", "discard_subtree", "take_image", "context", "tag_context",
-        "class_context", "perf_counter", "place", "anchored_first_chars",
+        "reason_share_widget", "reason_media_fallback", "reason_promo", "discard_type",
+        "text_rule", "is_caption_text", "is_meta_text", "is_bold_heading",
+        "share_link", "discard_subtree", "take_image", "take_image_with", "context",
+        "tag_context",
+        "class_context", "perf_counter", "anchored_first_chars",
         "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
     };
@@ -1050,10 +1225,12 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
         &config.rule_attribute_names, &config.role_body, &config.role_heading,
         &config.role_caption, &config.role_meta, &config.role_boilerplate,
-        &config.reason_share_widget, &config.reason_media_fallback,
-        &config.place_leaf_text, &config.share_link, &config.discard_subtree,
-        &config.take_image, &config.context, &config.tag_context, &config.class_context,
-        &config.perf_counter, &config.place, &config.anchored_first_chars,
+        &config.reason_share_widget, &config.reason_media_fallback, &config.reason_promo,
+        &config.discard_type, &config.text_rule, &config.is_caption_text,
+        &config.is_meta_text, &config.is_bold_heading, &config.share_link,
+        &config.discard_subtree, &config.take_image, &config.take_image_with,
+        &config.context, &config.tag_context,
+        &config.class_context, &config.perf_counter, &config.anchored_first_chars,
         &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
         &config.latin_stems, &caption_max, &meta_max, &config.share_hint_parts, &hint_chars,
     };
@@ -1205,8 +1382,14 @@ PyMODINIT_FUNC PyInit__speedups(void)
     config.str_paragraphs = PyUnicode_InternFromString("paragraphs");
     config.str_footer_reason = PyUnicode_InternFromString("footer_reason");
     config.str_image_since_last_block = PyUnicode_InternFromString("image_since_last_block");
+    config.str_headings = PyUnicode_InternFromString("headings");
+    config.str_captions = PyUnicode_InternFromString("captions");
+    config.str_meta_blocks = PyUnicode_InternFromString("meta_blocks");
+    config.str_discarded = PyUnicode_InternFromString("discarded");
     if (config.str_paragraphs == NULL || config.str_footer_reason == NULL ||
-        config.str_image_since_last_block == NULL) {
+        config.str_image_since_last_block == NULL || config.str_headings == NULL ||
+        config.str_captions == NULL || config.str_meta_blocks == NULL ||
+        config.str_discarded == NULL) {
         return NULL;
     }
     if (config.str_fragments == NULL || config.str_container == NULL ||

@@ -527,6 +527,12 @@ def _take_image(walk: _Walk, element: etree._Element) -> None:
     context = f"{attributes.get('class', '')} {attributes.get('id', '')}"
     if parent is not None:
         context += f" {parent.get('class', '')} {parent.get('id', '')}"
+    _take_image_with(walk, attributes, context)
+
+
+def _take_image_with(walk: _Walk, attributes: dict[str, str], context: str) -> None:
+    """Record the image an ``<img>`` with these attributes shows, unless it is decoration.
+    ``context`` is its class and id and its parent's, space-separated."""
     if _may_match(context, _DECORATION_ATTRIBUTE_PARTS) and _DECORATION_ATTRIBUTE.search(context):
         return
     url = image_source(attributes, walk.base_url)
@@ -598,7 +604,7 @@ def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bol
     walk.image_since_last_block = False
     if role is Role.HEADING:
         walk.headings.append(text)
-    elif role is Role.CAPTION or _is_caption_text(text, follows_image=follows_image):
+    elif role is Role.CAPTION or _is_caption_text(text, follows_image):
         walk.captions.append(text)
     elif role is Role.META or _is_meta_text(text):
         walk.meta_blocks.append(text)
@@ -647,7 +653,7 @@ def _is_meta_text(text: str) -> bool:
     return _META_TEXT.match(text) is not None
 
 
-def _is_caption_text(text: str, *, follows_image: bool) -> bool:
+def _is_caption_text(text: str, follows_image: bool) -> bool:
     """A short credit line such as '来源：…' under an image, or '以下图片来自…' before one."""
     if (
         len(text) > _CAPTION_TEXT_MAX_CHARS
@@ -698,17 +704,22 @@ if _speedups is not None:
         role_boilerplate=Role.BOILERPLATE,
         reason_share_widget=DiscardReason.SHARE_WIDGET,
         reason_media_fallback=DiscardReason.MEDIA_FALLBACK,
-        place_leaf_text=_place_leaf_text,
         share_link=share_link,
         share_hint_parts=SHARE_HINT_PARTS,
         share_hint_chars=SHARE_HINT_CHARS,
         discard_subtree=_discard_subtree,
         take_image=_take_image,
+        take_image_with=_take_image_with,
         context=_context,
         tag_context=_tag_context,
         class_context=_class_context,
         perf_counter=time.perf_counter,
-        place=_place,
+        reason_promo=DiscardReason.PROMO,
+        discard_type=Discard,
+        text_rule=_text_rule,
+        is_caption_text=_is_caption_text,
+        is_meta_text=_is_meta_text,
+        is_bold_heading=_is_bold_heading,
         anchored_first_chars=_ANCHORED_FIRST_CHARS,
         caption_first_chars=_CAPTION_FIRST_CHARS,
         meta_first_chars=_META_FIRST_CHARS,

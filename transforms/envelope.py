@@ -25,7 +25,11 @@ _LINK_LINE = re.compile(r"\[(?P<title>.*)\]\((?P<url>[^\s()]*(?:\([^\s()]*\)[^\s
 _SEPARATOR = "------"
 _DATE_LINE = re.compile(r"日期[：:]\s*(?P<date>.+)")
 _MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_FRONT_MATTER_KEY = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*:(?:\s+(?P<value>.*))?")
+_FRONT_MATTER_KEY = re.compile(r"[A-Za-z_][\w-]*")
+_USUAL_FRONT_MATTER_KEYS = frozenset(
+    ("layout", "title", "date", "author", "from", "tags", "categories")
+)
+"""Keys archivers write, valid by ``_FRONT_MATTER_KEY`` and spared the pattern."""
 # Plausible publication times: 1990-01-01 to 2100-01-01, in epoch milliseconds.
 _MIN_EPOCH_MS = 631_152_000_000
 _MAX_EPOCH_MS = 4_102_444_800_000
@@ -127,13 +131,19 @@ def parse_front_matter(block: str) -> dict[str, FrontMatterValue]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        match = _FRONT_MATTER_KEY.fullmatch(stripped)
-        if match is None:
+        # The first colon ends the key (a key holds none); a value must follow a space.
+        key, colon, value = stripped.partition(":")
+        key = key.rstrip()
+        if (
+            not colon
+            or (value and not value[0].isspace())
+            or (key not in _USUAL_FRONT_MATTER_KEYS and not _FRONT_MATTER_KEY.fullmatch(key))
+        ):
             raise RejectError(
                 RejectReason.INVALID_FRONT_MATTER,
                 f"front matter line {number} is not 'key: value': {stripped[:60]!r}",
             )
-        fields[match.group("key")] = _front_matter_value((match.group("value") or "").strip())
+        fields[key] = _front_matter_value(value.strip())
     return fields
 
 

@@ -9,6 +9,8 @@ from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_LOWER_CASE_ESCAPE = re.compile(r"%(?:[a-f][0-9a-fA-F]|[0-9A-F][a-f])")
+"""A percent-escape that upper-casing would change (most URLs have none)."""
 _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
 _PLACEHOLDER_SRC = re.compile(
     r"placeholder|blank\.gif|spacer\.gif|transparent\.(gif|png)|"
@@ -34,10 +36,29 @@ _TRACKING_PIXEL = re.compile(
 _LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src")
 
 
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9.-]+)(/[^?#\x00-\x20\x7f]*)?(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x20\x7f]*)?",
+    re.IGNORECASE,
+)
+"""An http(s) URL with a plain host (no port, credentials or brackets) and nothing
+``urlsplit`` would drop or rewrite: the form nearly every article URL takes."""
+
+
 def canonical_url(url: str) -> str:
     """The URL with scheme and host lower-cased, default port and fragment dropped, and
     percent-escapes upper-cased; path and query are otherwise kept as given."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    plain = _PLAIN_URL.fullmatch(url) if url.isascii() else None
+    if plain is None:
+        return _canonical_url_parsed(url)
+    scheme, host, path, query = plain.groups()
+    canonical = f"{scheme.lower()}://{host.lower()}{_upper_percent_escapes(path or '/')}"
+    return f"{canonical}?{_upper_percent_escapes(query)}" if query else canonical
+
+
+def _canonical_url_parsed(url: str) -> str:
+    """``canonical_url`` by way of ``urlsplit``, for URLs outside the plain form."""
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = parts.netloc.lower()
     if "@" in host or ":" in host:
@@ -62,7 +83,7 @@ def _canonical_authority(parts: SplitResult, scheme: str) -> str:
 
 
 def _upper_percent_escapes(text: str) -> str:
-    if "%" not in text:
+    if "%" not in text or not _LOWER_CASE_ESCAPE.search(text):
         return text
     return _PERCENT_ESCAPE.sub(lambda match: match.group(0).upper(), text)
 
