@@ -275,6 +275,7 @@ def _parser(*, utf8: bool) -> etree.HTMLParser:
             no_network=True,
             recover=True,
             huge_tree=True,
+            collect_ids=False,  # nothing looks elements up by id; hashing every id costs time
             encoding="utf-8" if utf8 else None,
         )
         setattr(_PARSERS, name, parser)
