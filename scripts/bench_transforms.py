@@ -74,6 +74,8 @@ def main() -> None:
     arguments.add_argument("--one-pass", action="store_true", help=argparse.SUPPRESS)
     options = arguments.parse_args()
     documents = _load(options.corpus)
+    if not documents:
+        arguments.error(f"no files under {options.corpus}: pass the corpus directory")
     _transform(documents[:200])  # warm caches and compiled patterns
     if options.one_pass:
         print(_docs_per_second(_transform, documents))
