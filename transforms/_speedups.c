@@ -2,11 +2,12 @@
  * transforms._speedups: the document-order walk of transforms.body in C.
  *
  * It walks the libxml2 tree lxml built, with the same events, frames and rules as the
- * pure-Python walk in transforms/body.py (_walk_tree_python), and calls back into that module
- * for everything that is not per-node bookkeeping or a plain body paragraph: the other block
- * roles (_place), share links, images, and the rarer context rules. Text, tails and
- * attribute values come from lxml's own public C API (textOf, tailOf, attributeValue), so
- * they are exactly the strings lxml's Python API returns. The test suite checks the two walks
+ * pure-Python walk in transforms/body.py (_walk_tree_python). It places every block itself,
+ * making _place's decisions in _place's order, and calls back into that module for the text
+ * patterns (only when their cheap pre-tests pass), the class and id rules, share links, the
+ * image rules and the rarer context rules. Text, tails and attribute values come from lxml's
+ * own public C API (textOf, tailOf, attributeValue), so they are exactly the strings lxml's
+ * Python API returns. The test suite checks the two walks
  * give identical output on generated HTML and on the real corpus.
  *
  * It also holds normalise_text, the C twin of transforms.text's pure-Python version, which runs

@@ -681,7 +681,7 @@ def _time_limit_reject(events: int) -> RejectError:
 
 def _walk_tree_c(walk: _Walk, root: etree._Element, deadline: float) -> None:
     """The walk of ``_walk_tree_python``, done in C by ``transforms._speedups``: same events,
-    frames and rules, calling back into this module for everything but the per-node work."""
+    frames and placement, calling back into this module for the patterns and link rules."""
     assert _speedups is not None, "the C walk is registered only when it is built"
     events = _speedups.walk_tree(walk, root, deadline)
     if events is not None:
