@@ -5,9 +5,10 @@ Usage: python scripts/bench_transforms.py [CORPUS_DIR] [--repeats N]
 Reads every file under CORPUS_DIR (default ../shared/corpus/real) into memory once, then times,
 alternating in each repeat: (a) the floor, lxml-parsing each file's bytes; (b) parse_article on
 each file's bytes (header, body extraction, record) with the C speed-ups where they are built;
-(c) the same in a child process with BROADSHEET_PURE_PYTHON=1, the pure-Python code alone
-(timed inside the child, after a warm-up pass). Prints the median docs/s of each and the
-ratios. Nothing else runs while it measures.
+(c) parse_articles on batches of BATCH files, as the pipeline's parse tasks call it (the same
+records, a step at a time over each batch); (d) parse_article in a child process with
+BROADSHEET_PURE_PYTHON=1, the pure-Python code alone (timed inside the child, after a warm-up
+pass). Prints the median docs/s of each and the ratios. Nothing else runs while it measures.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from transforms import RejectError, parse_article, speedups
+from transforms import RejectError, parse_article, parse_articles, speedups
 
+BATCH = 100
+"""Files a ``parse_articles`` call gets: the pipeline's ``PARSE_CHUNK``."""
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real"
 
 
@@ -44,6 +47,11 @@ def _transform(documents: list[bytes]) -> None:
     for raw in documents:
         with contextlib.suppress(RejectError):
             parse_article(raw)
+
+
+def _batched_transform(documents: list[bytes]) -> None:
+    for start in range(0, len(documents), BATCH):
+        parse_articles(documents[start : start + BATCH])
 
 
 def _docs_per_second(work: Callable[[list[bytes]], None], documents: list[bytes]) -> float:
@@ -82,10 +90,11 @@ def main() -> None:
         return
     size_mib = sum(map(len, documents)) / 2**20
     compare = speedups.ENABLED
-    floor_rates, transform_rates, pure_rates = [], [], []
+    floor_rates, transform_rates, batched_rates, pure_rates = [], [], [], []
     for _ in range(options.repeats):
         floor_rates.append(_docs_per_second(_floor, documents))
         transform_rates.append(_docs_per_second(_transform, documents))
+        batched_rates.append(_docs_per_second(_batched_transform, documents))
         if compare:
             pure_rates.append(_pure_python_docs_per_second(options.corpus))
     floor, transform = statistics.median(floor_rates), statistics.median(transform_rates)
@@ -99,6 +108,11 @@ def main() -> None:
     print(f"{'lxml parse only (floor)':<40}{floor:>10,.0f}")
     print(f"{'parse_article (full transform)':<40}{transform:>10,.0f}")
     print(f"{'transform / floor':<40}{transform / floor:>10.2f}")
+    batched = statistics.median(batched_rates)
+    ratios = [b / t for b, t in zip(batched_rates, transform_rates, strict=True)]
+    print(f"{f'parse_articles, batches of {BATCH}':<40}{batched:>10,.0f}")
+    print(f"{'batched / file by file (paired median)':<40}{statistics.median(ratios):>10.2f}")
+    print(f"{'batched / floor':<40}{batched / floor:>10.2f}")
     if compare:
         pure = statistics.median(pure_rates)
         print(f"{'parse_article, pure Python':<40}{pure:>10,.0f}")

@@ -122,6 +122,24 @@ _HREFS = st.sampled_from(
 )
 
 
+_STYLES = st.sampled_from(
+    [
+        "display: none",
+        "color:red",
+        "DISPLAY :\tNone",
+        "margin:0; visibility:hidden",
+        "Visibility : HIDDENx",
+        "display:block",
+        "display: ",
+        "displaynone",
+        "font-family: 宋体; display:none",
+        "diſplay: none",
+        "display:\x1cnone",
+    ]
+)
+"""Style values the hidden-style rule must judge alike in C and Python, non-ASCII included."""
+
+
 @st.composite
 def _attributes(draw: st.DrawFn, tag: str) -> str:
     """Zero or more attributes, from the ones the context rules read to ones they ignore."""
@@ -129,7 +147,17 @@ def _attributes(draw: st.DrawFn, tag: str) -> str:
     for _ in range(draw(st.sampled_from([0, 0, 0, 0, 1, 1, 2, 3]))):
         kind = draw(
             st.sampled_from(
-                ["class", "id", "hidden", "style", "data-e2e", "aria-label", "data-selfpromo", "x"]
+                [
+                    "class",
+                    "id",
+                    "hidden",
+                    "style",
+                    "data-e2e",
+                    "aria-label",
+                    "data-selfpromo",
+                    "data-root-share",
+                    "x",
+                ]
             )
         )
         if kind == "class":
@@ -139,13 +167,15 @@ def _attributes(draw: st.DrawFn, tag: str) -> str:
         elif kind == "hidden":
             parts.append("hidden")
         elif kind == "style":
-            parts.append(draw(st.sampled_from(['style="display: none"', 'style="color:red"'])))
+            parts.append(f'style="{draw(_STYLES)}"')
         elif kind == "data-e2e":
-            parts.append('data-e2e="advertisement"')
+            parts.append(draw(st.sampled_from(['data-e2e="advertisement"', 'data-e2e="Advert"'])))
         elif kind == "aria-label":
-            parts.append('aria-label="广告"')
+            parts.append(draw(st.sampled_from(['aria-label="广告"', 'aria-label="横幅广告位"'])))
         elif kind == "data-selfpromo":
-            parts.append("data-selfpromo-box")
+            parts.append(draw(st.sampled_from(["data-selfpromo-box", "data-selfpromo"])))
+        elif kind == "data-root-share":
+            parts.append("data-root-share")
         else:
             parts.append('title="a &amp; b"')
     if tag == "a":

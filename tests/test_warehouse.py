@@ -499,3 +499,76 @@ def test_a_reparse_that_changes_an_article_id_leaves_no_orphan_version(
         ["v1"]
     ]
     assert table(warehouse, "article_versions").is_empty()
+
+
+def test_each_file_of_a_batch_keeps_its_own_outcome_across_parse_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parse tasks parse their files a chunk at a time; an unreadable file, an unchanged one,
+    a reject and a parser bug each stay with their own path, wherever they fall."""
+    import broadsheet.pipeline
+    import transforms.article
+
+    inputs = tmp_path / "inputs"
+    files = 2 * broadsheet.pipeline.PARSE_CHUNK + 37
+    for index in range(files):
+        write_article(
+            inputs,
+            f"{index:04d}.md",
+            url=f"https://example.com/{index}",
+            epoch_ms=JAN_2024 + index * DAY,
+            text=f"story {index}",
+        )
+    warehouse = tmp_path / "warehouse"
+    assert ingest(inputs, warehouse).outcomes == {"article_written": files}
+    changed = {3, 99, 100, 101, 150, 200, files - 1}
+    for index in changed:
+        path = inputs / f"{index:04d}.md"
+        path.write_text(path.read_text(encoding="utf-8").replace("story", "edited story"))
+    (inputs / "0099.md").write_text("no header here\n", encoding="utf-8")
+    real_read_input = broadsheet.pipeline.read_input
+    real_extract_body = transforms.article.extract_body
+
+    def read_input(path: str) -> bytes:
+        if path.endswith("0150.md"):
+            raise PermissionError(13, "Permission denied")
+        return real_read_input(path)
+
+    def extract_body(html: str, url: str, **options: float) -> object:
+        if url.endswith("/101"):
+            raise ValueError("a bug")
+        return real_extract_body(html, url, **options)
+
+    monkeypatch.setattr(broadsheet.pipeline, "read_input", read_input)
+    monkeypatch.setattr(transforms.article, "extract_body", extract_body)
+    summary = ingest(inputs, warehouse)
+
+    assert summary.outcomes == {
+        "unchanged": files - len(changed),
+        "article_written": len(changed) - 3,
+        "rejected": 3,
+    }
+    rejects = table(warehouse, "rejects").sort("source_path")
+    assert [
+        (Path(p).name, r, d) for p, r, d in rejects.select("source_path", "reason", "detail").rows()
+    ] == [
+        (
+            "0099.md",
+            "unknown_format",
+            "file starts with neither front matter, an epoch comment nor a title link",
+        ),
+        ("0101.md", "extraction_failed", "unexpected ValueError: a bug"),
+        ("0150.md", "unreadable", "cannot read file: Permission denied"),
+    ]
+    articles = table(warehouse, "articles").filter(
+        pl.col("paragraphs").list.first().str.starts_with("edited")
+    )
+    assert sorted(
+        (Path(path).name, url, text)
+        for path, url, text in articles.select(
+            "source_path", "url", pl.col("paragraphs").list.first()
+        ).rows()
+    ) == [
+        (f"{index:04d}.md", f"https://example.com/{index}", f"edited story {index}")
+        for index in sorted(changed - {99, 101, 150})
+    ]

@@ -1,6 +1,12 @@
 """Pure transforms: bytes or text in, typed records out. No files, no Prefect."""
 
-from transforms.article import MAX_DOCUMENT_BYTES, PARSER_VERSION, ParsedArticle, parse_article
+from transforms.article import (
+    MAX_DOCUMENT_BYTES,
+    PARSER_VERSION,
+    ParsedArticle,
+    parse_article,
+    parse_articles,
+)
 from transforms.body import Body, Discard, DiscardReason, extract_body
 from transforms.envelope import Envelope, SourceFormat, parse_envelope
 from transforms.errors import RejectError, RejectReason
@@ -22,5 +28,6 @@ __all__ = [
     "canonical_url",
     "extract_body",
     "parse_article",
+    "parse_articles",
     "parse_envelope",
 ]

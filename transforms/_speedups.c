@@ -50,6 +50,8 @@ typedef struct {
     PyObject *rule_attribute_names; /* frozenset */
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
     PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
+    PyObject *reason_hidden, *reason_advertisement;
+    PyObject *ad_label_word; /* str: an aria-label holding it marks an advertisement */
     PyObject *discard_type; /* transforms.body.Discard */
     PyObject *text_rule, *is_caption_text, *is_meta_text, *is_bold_heading;
     PyObject *share_link, *discard_subtree, *take_image, *take_image_with;
@@ -590,14 +592,122 @@ static int unpack_pair(PyObject *pair, PyObject **role, PyObject **reason)
     return 0;
 }
 
+/* 1 when text[at:] starts with word, ASCII letters compared case-insensitively. */
+static int ascii_word_at(const char *text, Py_ssize_t length, Py_ssize_t at, const char *word)
+{
+    for (; *word != '\0'; word++, at++) {
+        if (at >= length) {
+            return 0;
+        }
+        char c = text[at];
+        if ((c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c) != *word) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* transforms.body._HIDDEN_STYLE on an ASCII style: display\s*:\s*none or
+ * visibility\s*:\s*hidden anywhere, case-insensitively. */
+static int hiding_style(const char *text, Py_ssize_t length)
+{
+    static const char *properties[][2] = {{"display", "none"}, {"visibility", "hidden"}};
+    for (Py_ssize_t start = 0; start < length; start++) {
+        for (size_t i = 0; i < 2; i++) {
+            if (!ascii_word_at(text, length, start, properties[i][0])) {
+                continue;
+            }
+            Py_ssize_t at = start + (Py_ssize_t)strlen(properties[i][0]);
+            while (at < length && Py_UNICODE_ISSPACE((Py_UCS4)text[at])) {
+                at++;
+            }
+            if (at >= length || text[at] != ':') {
+                continue;
+            }
+            at++;
+            while (at < length && Py_UNICODE_ISSPACE((Py_UCS4)text[at])) {
+                at++;
+            }
+            if (ascii_word_at(text, length, at, properties[i][1])) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The rules of transforms.body._attribute_context for an element with a rule attribute or a
+ * data-selfpromo one (and no namespaced one). Sets *decided to a new (role, reason) tuple and
+ * returns 1 when a rule decides; returns 0 when none does (the class and id rules then
+ * apply), 2 when only the Python rules can tell (a non-ASCII style), -1 on error. */
+static int rule_attribute_context(xmlNode *node, int promo, PyObject **decided)
+{
+    const char *names[] = {"hidden", "style", "data-e2e", "aria-label", "data-root-share"};
+    PyObject *values[5] = {NULL};
+    int status = 0;
+    PyObject *reason = NULL;
+    for (size_t i = 0; i < 5; i++) {
+        values[i] = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)names[i]);
+        if (values[i] == NULL) {
+            status = -1;
+            goto done;
+        }
+    }
+    PyObject *hidden = values[0], *style = values[1], *e2e = values[2], *label = values[3];
+    if (style != Py_None && !PyUnicode_IS_ASCII(style)) {
+        status = hidden == Py_None ? 2 : 0;
+        if (status == 0) {
+            reason = config.reason_hidden;
+        }
+        goto done;
+    }
+    if (hidden != Py_None ||
+        (style != Py_None && hiding_style((const char *)PyUnicode_DATA(style),
+                                          PyUnicode_GET_LENGTH(style)))) {
+        reason = config.reason_hidden;
+        goto done;
+    }
+    if (e2e != Py_None && PyUnicode_CompareWithASCIIString(e2e, "advertisement") == 0) {
+        reason = config.reason_advertisement;
+        goto done;
+    }
+    if (label != Py_None) {
+        int found = PyUnicode_Contains(label, config.ad_label_word);
+        if (found < 0) {
+            status = -1;
+            goto done;
+        }
+        if (found) {
+            reason = config.reason_advertisement;
+            goto done;
+        }
+    }
+    if (promo) {
+        reason = config.reason_promo;
+    }
+    else if (values[4] != Py_None) {
+        reason = config.reason_share_widget;
+    }
+done:
+    for (size_t i = 0; i < 5; i++) {
+        Py_XDECREF(values[i]);
+    }
+    if (status == 0 && reason != NULL) {
+        *decided = PyTuple_Pack(2, config.role_boilerplate, reason);
+        status = *decided == NULL ? -1 : 1;
+    }
+    return status;
+}
+
 /* The attribute context of an element, as transforms.body._attribute_context decides it for
- * elements with no rule attribute (hidden, style, ...), no data-selfpromo attribute and no
- * namespaced one: the class rules on "class id". Sets *decided to a new reference (None when
- * the attributes say nothing). Returns 1 when decided here, 0 when only the Python rules can
- * decide, -1 on error. */
+ * elements without namespaced attributes: the rule attributes (hidden, style, ...) and
+ * data-selfpromo first, then the class rules on "class id". Sets *decided to a new reference
+ * (None when the attributes say nothing). Returns 1 when decided here, 0 when only the Python
+ * rules can decide, -1 on error. */
 static int plain_attribute_context(xmlNode *node, PyObject **decided)
 {
     xmlAttr *class_attribute = NULL, *id_attribute = NULL;
+    int promo = 0, rule = 0;
     for (xmlAttr *attribute = node->properties; attribute != NULL; attribute = attribute->next) {
         if (attribute->ns != NULL) {
             return 0;
@@ -616,16 +726,25 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
             continue;
         }
         if (strstr(name, "data-selfpromo") != NULL) {
-            return 0;
+            promo = 1;
+            continue;
         }
-        PyObject *key = PyUnicode_FromString(name);
-        if (key == NULL) {
-            return -1;
+        if (!rule) {
+            PyObject *key = PyUnicode_FromString(name);
+            if (key == NULL) {
+                return -1;
+            }
+            rule = PySet_Contains(config.rule_attribute_names, key);
+            Py_DECREF(key);
+            if (rule < 0) {
+                return -1;
+            }
         }
-        int is_rule_name = PySet_Contains(config.rule_attribute_names, key);
-        Py_DECREF(key);
-        if (is_rule_name != 0) {
-            return is_rule_name < 0 ? -1 : 0;
+    }
+    if (promo || rule) {
+        int status = rule_attribute_context(node, promo, decided);
+        if (status != 0) {
+            return status == 2 ? 0 : status;
         }
     }
     if (class_attribute == NULL && id_attribute == NULL) {
@@ -1221,6 +1340,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "class_context", "perf_counter", "anchored_first_chars",
         "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
+        "reason_hidden", "reason_advertisement", "ad_label_word",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -1234,6 +1354,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.class_context, &config.perf_counter, &config.anchored_first_chars,
         &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
         &config.latin_stems, &caption_max, &meta_max, &config.share_hint_parts, &hint_chars,
+        &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from transforms.body import DEFAULT_TIME_LIMIT_SECONDS, Body, extract_body
 from transforms.dates import body_published_at
-from transforms.envelope import SourceFormat, parse_envelope
+from transforms.envelope import Envelope, SourceFormat, parse_envelope
 from transforms.errors import RejectError, RejectReason
 from transforms.language import detect_language
 from transforms.links import ShareLink, article_id
 from transforms.titles import clean_title
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 PARSER_VERSION = "1.1.0"
 """Version of the extraction rules; bump it whenever their output may change."""
@@ -76,9 +81,74 @@ def parse_article(
 ) -> ParsedArticle:
     """Parse one archive file. Raises ``RejectError`` with a stable reason when it cannot."""
     envelope = parse_envelope(decode_document(raw))
-    body: Body = extract_body(
-        envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds
+    body = extract_body(envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds)
+    return _article(envelope, body, _language(envelope, body))
+
+
+def parse_articles(
+    raws: Sequence[bytes], *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+) -> list[ParsedArticle | RejectError]:
+    """Parse many archive files: for each, in order, its article or the ``RejectError``
+    ``parse_article`` would raise. Any other exception a file raises (a parser bug) becomes
+    an ``extraction_failed`` reject chained to it, so that one file cannot fail the batch.
+
+    The articles are those of ``parse_article``, computed a step at a time over the batch
+    (decoding, headers, bodies, language, the rest) rather than a file at a time: each step's
+    code and tables (CLD2's above all) then stay in the processor's caches, which made the
+    transform about a fifth faster on the real corpus (README, "What limits speed").
+    """
+    outcomes: list[ParsedArticle | RejectError | None] = [None] * len(raws)
+    texts = _each(outcomes, enumerate(raws), decode_document)
+    envelopes = _each(outcomes, texts, parse_envelope)
+    bodies = _each(
+        outcomes,
+        envelopes,
+        lambda envelope: (
+            envelope,
+            extract_body(envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds),
+        ),
     )
+    languages = _each(outcomes, bodies, _with_language)
+    for position, article in _each(outcomes, languages, lambda parts: _article(*parts)):
+        outcomes[position] = article
+    finished = [outcome for outcome in outcomes if outcome is not None]
+    if len(finished) != len(raws):
+        raise AssertionError("parse_articles left a file without an outcome")
+    return finished
+
+
+def _each(
+    outcomes: list[ParsedArticle | RejectError | None],
+    items: Iterable[tuple[int, _In]],
+    step: Callable[[_In], _Out],
+) -> list[tuple[int, _Out]]:
+    """``step`` of each item, kept with its position; a step that fails puts its reject at
+    that position in ``outcomes`` instead."""
+    done: list[tuple[int, _Out]] = []
+    for position, item in items:
+        try:
+            done.append((position, step(item)))
+        except RejectError as error:
+            outcomes[position] = error
+        except Exception as error:  # a parser bug must cost one file, not the batch
+            reject = RejectError(
+                RejectReason.EXTRACTION_FAILED, f"unexpected {type(error).__name__}: {error}"
+            )
+            reject.__cause__ = error
+            outcomes[position] = reject
+    return done
+
+
+def _with_language(parts: tuple[Envelope, Body]) -> tuple[Envelope, Body, str | None]:
+    envelope, body = parts
+    return envelope, body, _language(envelope, body)
+
+
+def _language(envelope: Envelope, body: Body) -> str | None:
+    return detect_language((envelope.title, *body.paragraphs))
+
+
+def _article(envelope: Envelope, body: Body, language: str | None) -> ParsedArticle:
     return ParsedArticle(
         article_id=article_id(envelope.url),
         url=envelope.url,
@@ -94,6 +164,6 @@ def parse_article(
         share_links=body.share_links,
         author=envelope.author,
         feed=envelope.feed,
-        language=detect_language((envelope.title, *body.paragraphs)),
+        language=language,
         source_format=envelope.source_format,
     )

@@ -104,6 +104,8 @@ _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
 _CAPTION_PARTS = ("caption", "copyright", "credit")
 _RULE_ATTRIBUTE_NAMES = frozenset(("hidden", "style", "data-e2e", "aria-label", "data-root-share"))
+_AD_LABEL_WORD = "广告"
+"""An ``aria-label`` holding it marks an advertisement."""
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _DECORATION_ATTRIBUTE = re.compile(r"zoom|icon|avatar|wp-smiley|emoji|logo", re.IGNORECASE)
 
@@ -418,7 +420,9 @@ def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | N
     if promo or not _RULE_ATTRIBUTE_NAMES.isdisjoint(names):
         if element.get("hidden") is not None or _HIDDEN_STYLE.search(element.get("style", "")):
             return Role.BOILERPLATE, DiscardReason.HIDDEN
-        if element.get("data-e2e") == "advertisement" or "广告" in element.get("aria-label", ""):
+        if element.get("data-e2e") == "advertisement" or _AD_LABEL_WORD in element.get(
+            "aria-label", ""
+        ):
             return Role.BOILERPLATE, DiscardReason.ADVERTISEMENT
         if promo:
             return Role.BOILERPLATE, DiscardReason.PROMO
@@ -716,6 +720,9 @@ if _speedups is not None:
         class_context=_class_context,
         perf_counter=time.perf_counter,
         reason_promo=DiscardReason.PROMO,
+        reason_hidden=DiscardReason.HIDDEN,
+        reason_advertisement=DiscardReason.ADVERTISEMENT,
+        ad_label_word=_AD_LABEL_WORD,
         discard_type=Discard,
         text_rule=_text_rule,
         is_caption_text=_is_caption_text,
