@@ -507,7 +507,9 @@ def test_each_file_of_a_batch_keeps_its_own_outcome_across_parse_chunks(
     """Parse tasks parse their files a chunk at a time; an unreadable file, an unchanged one,
     a reject and a parser bug each stay with their own path, wherever they fall."""
     import broadsheet.pipeline
+    import broadsheet.read_inputs
     import transforms.article
+    import transforms.body
 
     inputs = tmp_path / "inputs"
     files = 2 * broadsheet.pipeline.PARSE_CHUNK + 37
@@ -526,8 +528,8 @@ def test_each_file_of_a_batch_keeps_its_own_outcome_across_parse_chunks(
         path = inputs / f"{index:04d}.md"
         path.write_text(path.read_text(encoding="utf-8").replace("story", "edited story"))
     (inputs / "0099.md").write_text("no header here\n", encoding="utf-8")
-    real_read_input = broadsheet.pipeline.read_input
-    real_extract_body = transforms.article.extract_body
+    real_read_input = broadsheet.read_inputs.read_input
+    real_extract_body = transforms.body.extract_body
 
     def read_input(path: str) -> bytes:
         if path.endswith("0150.md"):
