@@ -208,7 +208,36 @@ def _leaf(draw: st.DrawFn) -> str:
         return draw(st.sampled_from(["<script>x = '<p>no</p>';</script>", "<style>p{}</style>"]))
     if choice == 4:
         return "<!-- a comment -->"
+    if choice == 5:
+        return draw(_link_lists())
     return draw(_TEXTS)
+
+
+_LIST_ITEMS = st.sampled_from(
+    [
+        "<a href='/x'>Related story</a>",
+        " <a href='/x'>Related&nbsp;story</a>\n",
+        "<a href='/x'><span>Two</span> <b>parts</b></a>",
+        "<a href='/x'>Link</a> and words",
+        "<a href='/x'></a>",
+        "",
+        "<!-- note --><a href='/x'>Commented</a>",
+        "<a href='/x'>One</a><a href='/y'>Two</a>",
+        "<div><a href='/x'>Nested deeper</a></div>",
+        "<a href='/x'>Script</a><script>var a = 1;</script>",
+        "<a href='/x'>Zero\u200bwidth</a>",
+        "Plain item",
+    ]
+)
+"""List items that make a list a related-links list or keep it text, and the edge cases between."""
+
+
+@st.composite
+def _link_lists(draw: st.DrawFn) -> str:
+    tag = draw(st.sampled_from(["ul", "ol"]))
+    items = draw(st.lists(_LIST_ITEMS, max_size=4))
+    between = draw(st.sampled_from(["", " ", "<!-- c -->", "<p>stray</p>"]))
+    return f"<{tag}>{between.join(f'<li>{item}</li>' for item in items)}</{tag}>"
 
 
 @st.composite

@@ -50,7 +50,7 @@ typedef struct {
     PyObject *rule_attribute_names; /* frozenset */
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
     PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
-    PyObject *reason_hidden, *reason_advertisement;
+    PyObject *reason_hidden, *reason_advertisement, *reason_related_links;
     PyObject *ad_label_word; /* str: an aria-label holding it marks an advertisement */
     PyObject *discard_type; /* transforms.body.Discard */
     PyObject *text_rule, *is_caption_text, *is_meta_text, *is_bold_heading;
@@ -770,6 +770,136 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
     return *decided == NULL ? -1 : 1;
 }
 
+/* A growing UTF-8 byte buffer. */
+typedef struct {
+    char *data;
+    size_t size, capacity;
+} Buffer;
+
+static int buffer_add(Buffer *buffer, const char *text)
+{
+    size_t length = strlen(text);
+    if (buffer->size + length > buffer->capacity) {
+        size_t capacity = buffer->capacity ? buffer->capacity : 256;
+        while (capacity < buffer->size + length) {
+            capacity *= 2;
+        }
+        char *data = PyMem_Realloc(buffer->data, capacity);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        buffer->data = data;
+        buffer->capacity = capacity;
+    }
+    memcpy(buffer->data + buffer->size, text, length);
+    buffer->size += length;
+    return 0;
+}
+
+/* Append the text of node's descendants, as lxml's tostring(method="text") gives it (text
+ * and CDATA nodes, in document order). Returns 1 when done, 0 when the subtree holds a node
+ * whose text only libxml2 knows how to give (an entity reference), -1 on error. */
+static int add_text_content(Buffer *buffer, xmlNode *node)
+{
+    for (xmlNode *child = node->children; child != NULL; child = child->next) {
+        if (child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE) {
+            if (child->content != NULL && buffer_add(buffer, (const char *)child->content) < 0) {
+                return -1;
+            }
+        }
+        else if (child->type == XML_ENTITY_REF_NODE) {
+            return 0;
+        }
+        else if (child->type == XML_ELEMENT_NODE) {
+            int status = add_text_content(buffer, child);
+            if (status <= 0) {
+                return status;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Append the text of every <a> among node's descendants, in document order (an <a> inside
+ * another counts again), as "".join(_text_content(a) for a in node.iter("a")) does. */
+static int add_link_text(Buffer *buffer, xmlNode *node)
+{
+    for (xmlNode *child = node->children; child != NULL; child = child->next) {
+        if (child->type == XML_ENTITY_REF_NODE) {
+            return 0;
+        }
+        if (child->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (child->ns == NULL && strcmp((const char *)child->name, "a") == 0) {
+            int status = add_text_content(buffer, child);
+            if (status <= 0) {
+                return status;
+            }
+        }
+        int status = add_link_text(buffer, child);
+        if (status <= 0) {
+            return status;
+        }
+    }
+    return 1;
+}
+
+/* normalise_text of a buffer's UTF-8 text (a new reference), or NULL on error. */
+static PyObject *normalised_buffer(Buffer *buffer)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(buffer->data ? buffer->data : "",
+                                          (Py_ssize_t)buffer->size, "strict");
+    if (text == NULL) {
+        return NULL;
+    }
+    PyObject *normal = normalise_text(NULL, text);
+    Py_DECREF(text);
+    return normal;
+}
+
+/* transforms.body._is_link_list: 1 when node has <li> children and each one's normalised text
+ * is not empty and is exactly the normalised text of its links, 0 when not, 2 when only the
+ * Python rule can tell, -1 on error. */
+static int is_link_list(xmlNode *node)
+{
+    int items = 0;
+    int status = 1;
+    Buffer whole = {0}, links = {0};
+    for (xmlNode *item = node->children; item != NULL && status == 1; item = item->next) {
+        if (item->type != XML_ELEMENT_NODE || item->ns != NULL ||
+            strcmp((const char *)item->name, "li") != 0) {
+            continue;
+        }
+        items++;
+        whole.size = links.size = 0;
+        int whole_status = add_text_content(&whole, item);
+        int links_status = whole_status == 1 ? add_link_text(&links, item) : whole_status;
+        if (whole_status <= 0 || links_status <= 0) {
+            status = whole_status < 0 || links_status < 0 ? -1 : 2;
+            break;
+        }
+        PyObject *text = normalised_buffer(&whole);
+        PyObject *link_text = text == NULL ? NULL : normalised_buffer(&links);
+        if (link_text == NULL) {
+            status = -1;
+        }
+        else if (PyUnicode_GET_LENGTH(text) == 0) {
+            status = 0;
+        }
+        else {
+            int same = PyUnicode_Compare(text, link_text);
+            status = same == -1 && PyErr_Occurred() ? -1 : same == 0;
+        }
+        Py_XDECREF(text);
+        Py_XDECREF(link_text);
+    }
+    PyMem_Free(whole.data);
+    PyMem_Free(links.data);
+    return status == 1 && items == 0 ? 0 : status;
+}
+
 /* transforms.body._context: the role of the text inside node given its parent's. Updates
  * *role and *reason (new references). */
 static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int flags,
@@ -833,6 +963,20 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
         (PyUnicode_CompareWithASCIIString(tag, "i") == 0 ||
          PyUnicode_CompareWithASCIIString(tag, "em") == 0)) {
         return 0; /* italics after the first paragraph keep their parent's role */
+    }
+    if (PyUnicode_CompareWithASCIIString(tag, "ul") == 0 ||
+        PyUnicode_CompareWithASCIIString(tag, "ol") == 0) {
+        int links = is_link_list(node);
+        if (links < 0) {
+            return -1;
+        }
+        if (links == 1) {
+            Py_SETREF(*role, Py_NewRef(config.role_boilerplate));
+            Py_SETREF(*reason, Py_NewRef(config.reason_related_links));
+        }
+        if (links != 2) {
+            return 0; /* any other list keeps its parent's role */
+        }
     }
     PyObject *element = proxy(state, node);
     if (element == NULL) {
@@ -1340,7 +1484,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "class_context", "perf_counter", "anchored_first_chars",
         "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
-        "reason_hidden", "reason_advertisement", "ad_label_word",
+        "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -1355,6 +1499,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
         &config.latin_stems, &caption_max, &meta_max, &config.share_hint_parts, &hint_chars,
         &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
+        &config.reason_related_links,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {

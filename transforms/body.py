@@ -723,6 +723,7 @@ if _speedups is not None:
         reason_hidden=DiscardReason.HIDDEN,
         reason_advertisement=DiscardReason.ADVERTISEMENT,
         ad_label_word=_AD_LABEL_WORD,
+        reason_related_links=DiscardReason.RELATED_LINKS,
         discard_type=Discard,
         text_rule=_text_rule,
         is_caption_text=_is_caption_text,
