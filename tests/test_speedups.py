@@ -188,7 +188,7 @@ def _leaf(draw: st.DrawFn) -> str:
     if choice == 0:
         return "<br>"
     if choice == 1:
-        src = draw(st.sampled_from(["a.jpg", "", "https://cdn.example/i.png", "data:x"]))
+        src = draw(_IMAGE_SOURCES)
         extra = draw(
             st.sampled_from(
                 [
@@ -198,6 +198,9 @@ def _leaf(draw: st.DrawFn) -> str:
                     ' srcset="s.jpg 320w, l.jpg 1024w"',
                     ' data-src="https://cdn.example/lazy.jpg"',
                     ' xml:lang="en"',
+                    ' width="1" height="2"',
+                    ' class="Logo"',
+                    ' id="main-photo"',
                 ]
             )
         )
@@ -212,6 +215,33 @@ def _leaf(draw: st.DrawFn) -> str:
         return draw(_link_lists())
     return draw(_TEXTS)
 
+
+_IMAGE_SOURCES = st.sampled_from(
+    [
+        "a.jpg",
+        "",
+        "https://cdn.example/i.png",
+        "data:x",
+        " \thttps://cdn.example/spaced.png\n",
+        "HTTPS://CDN.Example/Upper.PNG",
+        "http://cdn.example/plain.jpg?w=640#top",
+        "https://stats.wordpress.com/g.gif",
+        "HTTP://Pixel.WP.com/t.gif",
+        "https://www.google-analytics.com/collect?v=1",
+        "https://cdn.example/placeholder.png",
+        "https://cdn.example/img/Lazy-Load.gif",
+        "https://cdn.example/icons/share.png",
+        "https://cdn.example/ICON.png",
+        "https://cdn.example/spinner.svg",
+        "http://[::1]/bracketed.png",
+        "https://cdn.example/图片.png",
+        "https:///no-host.png",
+        "https://?query-only.png",
+        "//cdn.example/protocol-relative.png",
+        "ftp://cdn.example/f.png",
+    ]
+)
+"""Image sources across the image rules: each rule's cases, and the plain ones C takes itself."""
 
 _LIST_ITEMS = st.sampled_from(
     [

@@ -60,10 +60,13 @@ typedef struct {
     PyObject *cjk_substrings, *latin_stems; /* tuples of str */
     Py_ssize_t caption_max_chars, meta_max_chars;
     PyObject *share_hint_parts; /* tuple of lower-case ASCII str */
+    /* tuples of lower-case ASCII str, for images */
+    PyObject *decoration_attribute_parts, *decoration_src_parts, *placeholder_parts;
+    PyObject *tracking_pixel_prefixes;
     Py_ssize_t share_hint_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
     PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
-    PyObject *str_headings, *str_captions, *str_meta_blocks, *str_discarded;
+    PyObject *str_headings, *str_captions, *str_meta_blocks, *str_discarded, *str_image_urls;
 } Config;
 
 static Config config;
@@ -1083,6 +1086,145 @@ static PyObject *attribute_or_empty(xmlNode *node, const char *name)
     return value;
 }
 
+/* 1 when lowered (NUL-terminated) holds one of parts, a tuple of ASCII str. */
+static int holds_any(const char *lowered, PyObject *parts)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
+        if (strstr(lowered, (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, i))) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A lower-cased, NUL-terminated copy of an ASCII str's characters [start, end), or NULL
+ * with MemoryError set. Free it with PyMem_Free. */
+static char *lowered_copy(PyObject *text, Py_ssize_t start, Py_ssize_t end)
+{
+    char *copy = PyMem_Malloc((size_t)(end - start) + 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    const char *data = (const char *)PyUnicode_DATA(text);
+    for (Py_ssize_t i = start; i < end; i++) {
+        char c = data[i];
+        copy[i - start] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    copy[end - start] = '\0';
+    return copy;
+}
+
+/* 1 when an attribute of node (no namespace) is absent, or an ASCII value holding none of
+ * parts; 0 when the Python rules must look; -1 on error. */
+static int plainly_without(xmlNode *node, const char *name, PyObject *parts)
+{
+    PyObject *value = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)name);
+    if (value == NULL) {
+        return -1;
+    }
+    int plain = 1;
+    if (value != Py_None) {
+        plain = 0;
+        if (PyUnicode_IS_ASCII(value)) {
+            char *lowered = lowered_copy(value, 0, PyUnicode_GET_LENGTH(value));
+            plain = lowered == NULL ? -1 : !holds_any(lowered, parts);
+            PyMem_Free(lowered);
+        }
+    }
+    Py_DECREF(value);
+    return plain;
+}
+
+/* transforms.body._take_image_with for the usual <img>: a class and id (its own and its
+ * parent's) free of decoration words, not a 1x1 pixel, and an ASCII src that is an absolute
+ * http(s) URL with a host, no brackets, no placeholder, tracking-pixel or decoration part.
+ * Records the stripped src as the image and returns 1; returns 0 when the Python rules must
+ * decide (srcset, lazy attributes, relative URLs, anything rarer), -1 on error. */
+static int take_plain_image(WalkState *state, xmlNode *node)
+{
+    xmlNode *parent = node->parent;
+    xmlNode *owners[2] = {node,
+                          parent != NULL && parent->type == XML_ELEMENT_NODE ? parent : NULL};
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 2 && owners[i] != NULL; j++) {
+            int plain = plainly_without(owners[i], j == 0 ? "class" : "id",
+                                        config.decoration_attribute_parts);
+            if (plain <= 0) {
+                return plain;
+            }
+        }
+    }
+    PyObject *width = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)"width");
+    if (width == NULL) {
+        return -1;
+    }
+    int pixel = 0;
+    if (width != Py_None && PyUnicode_CompareWithASCIIString(width, "1") == 0) {
+        PyObject *height = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)"height");
+        if (height == NULL) {
+            Py_DECREF(width);
+            return -1;
+        }
+        pixel = height != Py_None && PyUnicode_CompareWithASCIIString(height, "1") == 0;
+        Py_DECREF(height);
+    }
+    Py_DECREF(width);
+    if (pixel) {
+        return 0;
+    }
+    PyObject *src = lx_attribute_value_from_ns_name(node, NULL, (const xmlChar *)"src");
+    if (src == NULL || src == Py_None || !PyUnicode_IS_ASCII(src)) {
+        int status = src == NULL ? -1 : 0;
+        Py_XDECREF(src);
+        return status;
+    }
+    const char *data = (const char *)PyUnicode_DATA(src);
+    Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(src);
+    while (start < end && Py_UNICODE_ISSPACE((Py_UCS4)data[start])) {
+        start++;
+    }
+    while (end > start && Py_UNICODE_ISSPACE((Py_UCS4)data[end - 1])) {
+        end--;
+    }
+    char *lowered = start < end ? lowered_copy(src, start, end) : NULL;
+    if (lowered == NULL) {
+        Py_DECREF(src);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_ssize_t host = strncmp(lowered, "http://", 7) == 0    ? 7
+                      : strncmp(lowered, "https://", 8) == 0 ? 8
+                                                             : 0;
+    int plain = host > 0 && lowered[host] != '\0' && strchr("/?#", lowered[host]) == NULL &&
+                !Py_UNICODE_ISSPACE((Py_UCS4)lowered[host]) && strpbrk(lowered, "[]") == NULL &&
+                !holds_any(lowered, config.placeholder_parts) &&
+                !holds_any(lowered, config.decoration_src_parts);
+    for (Py_ssize_t i = 0; plain && i < PyTuple_GET_SIZE(config.tracking_pixel_prefixes); i++) {
+        PyObject *prefix = PyTuple_GET_ITEM(config.tracking_pixel_prefixes, i);
+        plain = strncmp(lowered + host, (const char *)PyUnicode_DATA(prefix),
+                        (size_t)PyUnicode_GET_LENGTH(prefix)) != 0;
+    }
+    PyMem_Free(lowered);
+    if (!plain) {
+        Py_DECREF(src);
+        return 0;
+    }
+    PyObject *url = PyUnicode_Substring(src, start, end);
+    Py_DECREF(src);
+    if (url == NULL) {
+        return -1;
+    }
+    PyObject *images = PyObject_GetAttr(state->walk, config.str_image_urls);
+    int status = images == NULL ? -1 : PyList_Append(images, url);
+    Py_XDECREF(images);
+    Py_DECREF(url);
+    if (status < 0 ||
+        PyObject_SetAttr(state->walk, config.str_image_since_last_block, Py_True) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
 /* transforms.body._take_image: the element's attributes as a dict and the class and id of it
  * and its parent, handed to _take_image_with. Namespaced attributes go the Python way. */
 static int take_image(WalkState *state, xmlNode *node)
@@ -1091,6 +1233,10 @@ static int take_image(WalkState *state, xmlNode *node)
         if (attribute->ns != NULL) {
             return call_with_element(state, config.take_image, node, NULL);
         }
+    }
+    int plain = take_plain_image(state, node);
+    if (plain != 0) {
+        return plain < 0 ? -1 : 0;
     }
     PyObject *attributes = PyDict_New();
     if (attributes == NULL) {
@@ -1467,6 +1613,28 @@ static int take(PyObject *kwargs, const char *name, PyObject **slot)
     return 0;
 }
 
+/* 1 when parts is a tuple of non-empty lower-case ASCII str. */
+static int lower_ascii_tuple(PyObject *parts)
+{
+    if (!PyTuple_Check(parts)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, i);
+        if (!PyUnicode_Check(part) || !PyUnicode_IS_ASCII(part) ||
+            PyUnicode_GET_LENGTH(part) == 0) {
+            return 0;
+        }
+        const char *text = (const char *)PyUnicode_DATA(part);
+        for (Py_ssize_t j = 0; j < PyUnicode_GET_LENGTH(part); j++) {
+            if (text[j] >= 'A' && text[j] <= 'Z') {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     if (kwargs == NULL || PyTuple_GET_SIZE(args) != 0) {
@@ -1485,6 +1653,8 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "caption_first_chars", "meta_first_chars", "cjk_substrings", "latin_stems",
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
+        "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
+        "tracking_pixel_prefixes",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -1499,7 +1669,8 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.caption_first_chars, &config.meta_first_chars, &config.cjk_substrings,
         &config.latin_stems, &caption_max, &meta_max, &config.share_hint_parts, &hint_chars,
         &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
-        &config.reason_related_links,
+        &config.reason_related_links, &config.decoration_attribute_parts,
+        &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -1529,15 +1700,14 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
             return NULL;
         }
     }
-    if (!PyTuple_Check(config.share_hint_parts)) {
-        PyErr_SetString(PyExc_TypeError, "configure(): share_hint_parts must be a tuple");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.share_hint_parts); i++) {
-        PyObject *part = PyTuple_GET_ITEM(config.share_hint_parts, i);
-        if (!PyUnicode_Check(part) || !PyUnicode_IS_ASCII(part) ||
-            PyUnicode_GET_LENGTH(part) == 0) {
-            PyErr_SetString(PyExc_TypeError, "configure(): share hints must be ASCII str");
+    PyObject *part_tuples[] = {config.share_hint_parts, config.decoration_attribute_parts,
+                               config.decoration_src_parts, config.placeholder_parts,
+                               config.tracking_pixel_prefixes};
+    for (size_t t = 0; t < sizeof(part_tuples) / sizeof(part_tuples[0]); t++) {
+        if (!lower_ascii_tuple(part_tuples[t])) {
+            PyErr_SetString(PyExc_TypeError, "configure(): share hints, decoration and "
+                                             "placeholder parts and tracking-pixel prefixes "
+                                             "must be tuples of lower-case ASCII str");
             return NULL;
         }
     }
@@ -1653,8 +1823,10 @@ PyMODINIT_FUNC PyInit__speedups(void)
     config.str_captions = PyUnicode_InternFromString("captions");
     config.str_meta_blocks = PyUnicode_InternFromString("meta_blocks");
     config.str_discarded = PyUnicode_InternFromString("discarded");
+    config.str_image_urls = PyUnicode_InternFromString("image_urls");
     if (config.str_paragraphs == NULL || config.str_footer_reason == NULL ||
         config.str_image_since_last_block == NULL || config.str_headings == NULL ||
+        config.str_image_urls == NULL ||
         config.str_captions == NULL || config.str_meta_blocks == NULL ||
         config.str_discarded == NULL) {
         return NULL;

@@ -22,8 +22,10 @@ from lxml import etree
 from transforms import speedups
 from transforms.errors import RejectError, RejectReason
 from transforms.links import (
+    PLACEHOLDER_PARTS,
     SHARE_HINT_CHARS,
     SHARE_HINT_PARTS,
+    TRACKING_PIXEL_PREFIXES,
     ShareLink,
     image_source,
     share_link,
@@ -724,6 +726,10 @@ if _speedups is not None:
         reason_advertisement=DiscardReason.ADVERTISEMENT,
         ad_label_word=_AD_LABEL_WORD,
         reason_related_links=DiscardReason.RELATED_LINKS,
+        decoration_attribute_parts=_DECORATION_ATTRIBUTE_PARTS,
+        decoration_src_parts=_DECORATION_SRC_PARTS,
+        placeholder_parts=PLACEHOLDER_PARTS,
+        tracking_pixel_prefixes=TRACKING_PIXEL_PREFIXES,
         discard_type=Discard,
         text_rule=_text_rule,
         is_caption_text=_is_caption_text,

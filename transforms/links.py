@@ -17,7 +17,7 @@ _PLACEHOLDER_SRC = re.compile(
     r"grey-placeholder|lazy[-_]?load",
     re.IGNORECASE,
 )
-_PLACEHOLDER_PARTS = (
+PLACEHOLDER_PARTS = (
     "placeholder",
     "blank.gif",
     "spacer.gif",
@@ -28,10 +28,16 @@ _PLACEHOLDER_PARTS = (
     "lazy_load",
 )
 """``_PLACEHOLDER_SRC`` as plain substrings of a lower-cased ASCII URL (most are ASCII)."""
+TRACKING_PIXEL_PREFIXES = (
+    "medium.com/_/stat",
+    "feeds.feedburner.com/~r/",
+    "stats.wordpress.com/",
+    "pixel.wp.com/",
+    "www.google-analytics.com/",
+)
+"""What follows ``http(s)://`` in the URL of a tracking pixel: lower-case ASCII."""
 _TRACKING_PIXEL = re.compile(
-    r"^https?://(medium\.com/_/stat|feeds\.feedburner\.com/~r/|"
-    r"stats\.wordpress\.com/|pixel\.wp\.com/|www\.google-analytics\.com/)",
-    re.IGNORECASE,
+    r"^https?://(" + "|".join(map(re.escape, TRACKING_PIXEL_PREFIXES)) + ")", re.IGNORECASE
 )
 _LAZY_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src", "data-url", "data-hi-res-src")
 
@@ -138,7 +144,7 @@ def _is_placeholder(src: str) -> bool:
     what the pattern's IGNORECASE does, and substring tests cost a fraction of the regex."""
     if src.isascii():
         lowered = src.lower()
-        return any(part in lowered for part in _PLACEHOLDER_PARTS)
+        return any(part in lowered for part in PLACEHOLDER_PARTS)
     return _PLACEHOLDER_SRC.search(src) is not None
 
 
