@@ -142,3 +142,26 @@ def test_endpoint_lookup_by_host_keeps_the_list_order() -> None:
             assert links_module._web_share_platform(host, path) == expected, (host, path)
             checked += expected is not None
     assert checked > 100
+
+
+_QUERYISH = st.lists(
+    st.tuples(
+        st.sampled_from(["u", "url", "href", "text", "body", "via", "t%65xt", "u+", "", "x=y"]),
+        st.sampled_from(["", "=", "=a", "=https%3A%2F%2Fa.example%2Fx", "=b+c", "=%E4%BD%A0%zz"]),
+    ),
+    max_size=6,
+).map(lambda fields: "&".join(name + value for name, value in fields))
+
+
+@given(st.one_of(_QUERYISH, st.text(max_size=40)))
+@example("u=1&u=2&&url&text=see%20https://a.example/x")
+def test_share_query_values_are_what_parse_qsl_gives_for_their_names(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    names = {"u", "url", "href", "text", "body"}
+    expected = {
+        name: value
+        for name, value in dict(parse_qsl(query, keep_blank_values=True)).items()
+        if name in names
+    }
+    assert links_module.share_query_values(query) == expected

@@ -63,6 +63,9 @@ typedef struct {
     /* tuples of lower-case ASCII str, for images */
     PyObject *decoration_attribute_parts, *decoration_src_parts, *placeholder_parts;
     PyObject *tracking_pixel_prefixes;
+    /* transforms.body._class_context as data: tuple of (role, reason, words, word prefixes,
+     * tokens, token prefixes, substrings), the last five tuples of lower-case ASCII str */
+    PyObject *class_rules;
     Py_ssize_t share_hint_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
     PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
@@ -702,6 +705,111 @@ done:
     return status;
 }
 
+/* 1 when lowered (NUL-terminated) holds one of parts, a tuple of ASCII str. */
+static int holds_any(const char *lowered, PyObject *parts)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
+        if (strstr(lowered, (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, i))) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when [start, end) of text equals one of words, or starts with one of prefixes (both
+ * tuples of ASCII str). */
+static int run_matches(const char *text, Py_ssize_t start, Py_ssize_t end, PyObject *words,
+                       PyObject *prefixes)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(words); i++) {
+        PyObject *word = PyTuple_GET_ITEM(words, i);
+        if (PyUnicode_GET_LENGTH(word) == end - start &&
+            memcmp(text + start, PyUnicode_DATA(word), (size_t)(end - start)) == 0) {
+            return 1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(prefixes); i++) {
+        PyObject *prefix = PyTuple_GET_ITEM(prefixes, i);
+        if (PyUnicode_GET_LENGTH(prefix) <= end - start &&
+            memcmp(text + start, PyUnicode_DATA(prefix), (size_t)PyUnicode_GET_LENGTH(prefix)) ==
+                0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when a run of text (split at whitespace, and at '-' and '_' too when tokens) matches. */
+static int any_run_matches(const char *text, Py_ssize_t length, int tokens, PyObject *words,
+                           PyObject *prefixes)
+{
+    if (PyTuple_GET_SIZE(words) == 0 && PyTuple_GET_SIZE(prefixes) == 0) {
+        return 0;
+    }
+    Py_ssize_t start = -1;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        int separator = i == length || Py_UNICODE_ISSPACE((Py_UCS4)text[i]) ||
+                        (tokens && (text[i] == '-' || text[i] == '_'));
+        if (!separator && start < 0) {
+            start = i;
+        }
+        else if (separator && start >= 0) {
+            if (run_matches(text, start, i, words, prefixes)) {
+                return 1;
+            }
+            start = -1;
+        }
+    }
+    return 0;
+}
+
+/* transforms.body._class_context on "class id" when both are ASCII: the first of
+ * config.class_rules that matches, as a new (role, reason) tuple, or None. Returns NULL with
+ * no exception set when a value is not ASCII (the Python rules then decide), NULL with one on
+ * error. */
+static PyObject *ascii_class_context(PyObject *class_value, PyObject *id_value)
+{
+    if (!PyUnicode_IS_ASCII(class_value) || !PyUnicode_IS_ASCII(id_value)) {
+        return NULL;
+    }
+    Py_ssize_t class_length = PyUnicode_GET_LENGTH(class_value);
+    Py_ssize_t length = class_length + 1 + PyUnicode_GET_LENGTH(id_value);
+    char *text = PyMem_Malloc((size_t)length + 1);
+    if (text == NULL) {
+        return PyErr_NoMemory();
+    }
+    const char *sources[2] = {PyUnicode_DATA(class_value), PyUnicode_DATA(id_value)};
+    Py_ssize_t offsets[2] = {0, class_length + 1};
+    Py_ssize_t lengths[2] = {class_length, PyUnicode_GET_LENGTH(id_value)};
+    for (int part = 0; part < 2; part++) {
+        for (Py_ssize_t i = 0; i < lengths[part]; i++) {
+            char c = sources[part][i];
+            text[offsets[part] + i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+    }
+    text[class_length] = ' ';
+    text[length] = '\0';
+    PyObject *decided = NULL;
+    for (Py_ssize_t i = 0; decided == NULL && i < PyTuple_GET_SIZE(config.class_rules); i++) {
+        PyObject *rule = PyTuple_GET_ITEM(config.class_rules, i);
+        if (any_run_matches(text, length, 0, PyTuple_GET_ITEM(rule, 2),
+                            PyTuple_GET_ITEM(rule, 3)) ||
+            any_run_matches(text, length, 1, PyTuple_GET_ITEM(rule, 4),
+                            PyTuple_GET_ITEM(rule, 5)) ||
+            holds_any(text, PyTuple_GET_ITEM(rule, 6))) {
+            decided = PyTuple_Pack(2, PyTuple_GET_ITEM(rule, 0), PyTuple_GET_ITEM(rule, 1));
+            if (decided == NULL) {
+                break;
+            }
+        }
+    }
+    PyMem_Free(text);
+    if (decided == NULL && !PyErr_Occurred()) {
+        decided = Py_NewRef(Py_None);
+    }
+    return decided;
+}
+
 /* The attribute context of an element, as transforms.body._attribute_context decides it for
  * elements without namespaced attributes: the rule attributes (hidden, style, ...) and
  * data-selfpromo first, then the class rules on "class id". Sets *decided to a new reference
@@ -761,10 +869,16 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
         id_attribute == NULL ? Py_NewRef(config.str_empty) : lx_attribute_value(node, id_attribute);
     PyObject *key = NULL;
     if (class_value != NULL && id_value != NULL) {
-        key = PyUnicode_FromFormat("%U %U", class_value, id_value);
+        *decided = ascii_class_context(class_value, id_value);
+        if (*decided == NULL && !PyErr_Occurred()) {
+            key = PyUnicode_FromFormat("%U %U", class_value, id_value);
+        }
     }
     Py_XDECREF(class_value);
     Py_XDECREF(id_value);
+    if (*decided != NULL) {
+        return 1;
+    }
     if (key == NULL) {
         return -1;
     }
@@ -1084,17 +1198,6 @@ static PyObject *attribute_or_empty(xmlNode *node, const char *name)
         return Py_NewRef(config.str_empty);
     }
     return value;
-}
-
-/* 1 when lowered (NUL-terminated) holds one of parts, a tuple of ASCII str. */
-static int holds_any(const char *lowered, PyObject *parts)
-{
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
-        if (strstr(lowered, (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, i))) != NULL) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* A lower-cased, NUL-terminated copy of an ASCII str's characters [start, end), or NULL
@@ -1654,7 +1757,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
         "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
-        "tracking_pixel_prefixes",
+        "tracking_pixel_prefixes", "class_rules",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -1671,6 +1774,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
         &config.reason_related_links, &config.decoration_attribute_parts,
         &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
+        &config.class_rules,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -1710,6 +1814,19 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
                                              "must be tuples of lower-case ASCII str");
             return NULL;
         }
+    }
+    int rules_ok = PyTuple_Check(config.class_rules);
+    for (Py_ssize_t i = 0; rules_ok && i < PyTuple_GET_SIZE(config.class_rules); i++) {
+        PyObject *rule = PyTuple_GET_ITEM(config.class_rules, i);
+        rules_ok = PyTuple_Check(rule) && PyTuple_GET_SIZE(rule) == 7;
+        for (Py_ssize_t j = 2; rules_ok && j < 7; j++) {
+            rules_ok = lower_ascii_tuple(PyTuple_GET_ITEM(rule, j));
+        }
+    }
+    if (!rules_ok) {
+        PyErr_SetString(PyExc_TypeError, "configure(): class_rules must be tuples of (role, "
+                                         "reason, then five tuples of lower-case ASCII str)");
+        return NULL;
     }
     config.share_hint_chars = PyLong_AsSsize_t(hint_chars);
     if (config.share_hint_chars < 0 || config.share_hint_chars > 500) {

@@ -105,6 +105,33 @@ _SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
 _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
 _CAPTION_PARTS = ("caption", "copyright", "credit")
+_CLASS_RULES_FOR_C = (
+    (Role.BOILERPLATE, DiscardReason.HIDDEN, tuple(sorted(_HIDDEN_WORDS)), (), (), (), ()),
+    (
+        Role.BOILERPLATE,
+        DiscardReason.ADVERTISEMENT,
+        (),
+        (),
+        tuple(sorted(_AD_TOKENS)),
+        _AD_TOKEN_PREFIXES,
+        (),
+    ),
+    (Role.BOILERPLATE, DiscardReason.PROMO, (), (), (), (), _PROMO_PARTS),
+    (
+        Role.BOILERPLATE,
+        DiscardReason.SHARE_WIDGET,
+        (),
+        (),
+        tuple(sorted(_SHARE_TOKENS)),
+        _SHARE_TOKEN_PREFIXES,
+        (),
+    ),
+    (Role.BOILERPLATE, DiscardReason.RELATED_LINKS, (), (), (), (), _RELATED_PARTS),
+    (Role.CAPTION, None, (), ("figure",), (), (), _CAPTION_PARTS),
+)
+"""``_class_context`` as data for the C walk, in its order: (role, reason, words, word
+prefixes, tokens, token prefixes, substrings). Words split at whitespace, tokens at ``-``
+and ``_`` too; C applies them to ASCII class and id values, Python to the rest."""
 _RULE_ATTRIBUTE_NAMES = frozenset(("hidden", "style", "data-e2e", "aria-label", "data-root-share"))
 _AD_LABEL_WORD = "广告"
 """An ``aria-label`` holding it marks an advertisement."""
@@ -730,6 +757,7 @@ if _speedups is not None:
         decoration_src_parts=_DECORATION_SRC_PARTS,
         placeholder_parts=PLACEHOLDER_PARTS,
         tracking_pixel_prefixes=TRACKING_PIXEL_PREFIXES,
+        class_rules=_CLASS_RULES_FOR_C,
         discard_type=Discard,
         text_rule=_text_rule,
         is_caption_text=_is_caption_text,

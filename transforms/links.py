@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
@@ -300,15 +300,35 @@ def _endpoints_by_host() -> dict[str, tuple[tuple[int, str, str], ...]]:
 _SHARE_ENDPOINTS_BY_HOST = _endpoints_by_host()
 
 
+_TEXT_PARAMETERS = ("text", "body")
+_SHARE_QUERY_NAMES = frozenset(_TARGET_PARAMETERS + _TEXT_PARAMETERS)
+
+
+def share_query_values(query: str) -> dict[str, str]:
+    """``dict(parse_qsl(query, keep_blank_values=True))`` restricted to the names a share
+    target is read from: the same values, but only theirs are percent-decoded (a share
+    query's other fields, and its long texts under other names, are many)."""
+    values: dict[str, str] = {}
+    for field in query.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "))
+        if name in _SHARE_QUERY_NAMES:
+            values[name] = unquote(value.replace("+", " "))
+    return values
+
+
 def _share_target(query: str) -> str | None:
     if not query:
         return None
-    values = dict(parse_qsl(query, keep_blank_values=True))
+    values = share_query_values(query)
     for name in _TARGET_PARAMETERS:
         value = values.get(name, "").strip()
         if is_http_url(value):
             return value
-    for name in ("text", "body"):
+    for name in _TEXT_PARAMETERS:
         match = _URL_IN_TEXT.search(values.get(name, ""))
         if match:
             return match.group(0)
