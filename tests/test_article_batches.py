@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -118,3 +119,41 @@ def test_a_parser_bug_costs_its_file_alone(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_an_empty_batch_gives_nothing() -> None:
     assert parse_articles([]) == []
+
+
+def test_a_batch_leaves_no_garbage_cycle_behind() -> None:
+    """Rejects and parser bugs keep no traceback through ``parse_articles``'s own frames:
+    such a cycle would hold a whole chunk of files until the cycle collector ran."""
+    good = bare("Fine", "https://example.com/fine", 1_600_000_000_000, "<p>kept</p>").encode()
+    batch = [good, b"just some text\n", b"\x00", good]
+    parse_articles(batch)
+    gc.collect()
+    gc.disable()
+    try:
+        outcomes = parse_articles(batch)
+        assert [type(outcome) for outcome in outcomes] == [
+            ParsedArticle,
+            RejectError,
+            RejectError,
+            ParsedArticle,
+        ]
+        del outcomes
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_a_parser_bug_keeps_the_traceback_of_the_failing_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_envelope(text: str) -> object:
+        raise RuntimeError("header bug")
+
+    monkeypatch.setattr(transforms.article, "parse_envelope", broken_envelope)
+    (failed,) = parse_articles([b"anything"])
+    assert isinstance(failed, RejectError)
+    assert failed.__traceback__ is None
+    cause = failed.__cause__
+    assert isinstance(cause, RuntimeError)
+    assert cause.__traceback__ is not None
+    assert cause.__traceback__.tb_frame.f_code.co_name == "broken_envelope"
