@@ -125,7 +125,8 @@ def test_a_batch_leaves_no_garbage_cycle_behind() -> None:
     """Rejects and parser bugs keep no traceback through ``parse_articles``'s own frames:
     such a cycle would hold a whole chunk of files until the cycle collector ran."""
     good = bare("Fine", "https://example.com/fine", 1_600_000_000_000, "<p>kept</p>").encode()
-    batch = [good, b"just some text\n", b"\x00", good]
+    not_utf8 = b"<!--1600000000000-->\n[caf\xe9](https://example.com/x)\n------\n\n<p>x</p>"
+    batch = [good, b"just some text\n", b"\x00", not_utf8, good]
     parse_articles(batch)
     gc.collect()
     gc.disable()
@@ -133,6 +134,7 @@ def test_a_batch_leaves_no_garbage_cycle_behind() -> None:
         outcomes = parse_articles(batch)
         assert [type(outcome) for outcome in outcomes] == [
             ParsedArticle,
+            RejectError,
             RejectError,
             RejectError,
             ParsedArticle,

@@ -95,7 +95,7 @@ def parse_articles(
     The articles are those of ``parse_article``, computed a step at a time over the batch
     (decoding, headers, bodies, language, the rest) rather than a file at a time: each step's
     code and tables (CLD2's above all) then stay in the processor's caches, which made the
-    transform about a fifth faster on the real corpus (README, "What limits speed").
+    transform about a fifth faster on the real corpus (README, "Measured figures").
     """
     outcomes: list[ParsedArticle | RejectError | None] = [None] * len(raws)
     texts = _each(outcomes, enumerate(raws), decode_document)
