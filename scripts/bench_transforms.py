@@ -26,10 +26,11 @@ from pathlib import Path
 
 from lxml import etree
 
+from broadsheet.pipeline import PARSE_CHUNK
 from transforms import RejectError, parse_article, parse_articles, speedups
 
-BATCH = 100
-"""Files a ``parse_articles`` call gets: the pipeline's ``PARSE_CHUNK``."""
+BATCH = PARSE_CHUNK
+"""Files a ``parse_articles`` call gets: as many as in the pipeline's parse tasks."""
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real"
 
 

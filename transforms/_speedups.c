@@ -1110,6 +1110,18 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
     return status;
 }
 
+/* Narrow [*start, *end) of ASCII text to leave out surrounding whitespace, as str.strip()
+ * does. */
+static void ascii_strip(const char *data, Py_ssize_t *start, Py_ssize_t *end)
+{
+    while (*start < *end && Py_UNICODE_ISSPACE((Py_UCS4)data[*start])) {
+        (*start)++;
+    }
+    while (*end > *start && Py_UNICODE_ISSPACE((Py_UCS4)data[*end - 1])) {
+        (*end)--;
+    }
+}
+
 /* 1 when an ASCII href cannot be a share link: stripped, it is empty or its first
  * share_hint_chars characters, lower-cased, hold none of the share hints (the test
  * transforms.links.share_link starts with). 0 when share_link must decide. */
@@ -1120,12 +1132,7 @@ static int surely_not_shared(PyObject *href)
     }
     const char *data = (const char *)PyUnicode_DATA(href);
     Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(href);
-    while (start < end && Py_UNICODE_ISSPACE((Py_UCS4)data[start])) {
-        start++;
-    }
-    while (end > start && Py_UNICODE_ISSPACE((Py_UCS4)data[end - 1])) {
-        end--;
-    }
+    ascii_strip(data, &start, &end);
     if (start == end) {
         return 1;
     }
@@ -1284,12 +1291,7 @@ static int take_plain_image(WalkState *state, xmlNode *node)
     }
     const char *data = (const char *)PyUnicode_DATA(src);
     Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(src);
-    while (start < end && Py_UNICODE_ISSPACE((Py_UCS4)data[start])) {
-        start++;
-    }
-    while (end > start && Py_UNICODE_ISSPACE((Py_UCS4)data[end - 1])) {
-        end--;
-    }
+    ascii_strip(data, &start, &end);
     char *lowered = start < end ? lowered_copy(src, start, end) : NULL;
     if (lowered == NULL) {
         Py_DECREF(src);
