@@ -87,7 +87,7 @@ BatchSizeOption = Annotated[
     int,
     typer.Option(
         min=0,
-        help="Files parsed per Prefect task; 0: automatic (about 64 tasks of 500-5,000 files).",
+        help="Files parsed per Prefect task; 0: automatic (about 32 tasks of 500-5,000 files).",
     ),
 ]
 

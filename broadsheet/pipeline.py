@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.ipc
 
 from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import kill_point
+from broadsheet.pickling import pickled_by_fields
 from broadsheet.read_inputs import Discovery, InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
     READ_PLAN_COLUMNS,
@@ -45,7 +45,6 @@ from broadsheet.resolve import (
 from broadsheet.rows import (
     Lineage,
     RejectRow,
-    article_row,
     articles_table,
     file_metadata,
     rejects_table,
@@ -65,7 +64,7 @@ from broadsheet.warehouse_commit import (
     warehouse_lock,
 )
 from schemas import ARTICLES_PARTITION_COLUMNS, ARTICLES_SCHEMA, LEDGER_SCHEMA, RUNS_SCHEMA
-from transforms import PARSER_VERSION, RejectError, RejectReason, parse_articles
+from transforms import PARSER_VERSION, ParsedArticle, RejectError, RejectReason, parse_articles
 
 AUTOMATIC_BATCH_SIZE = 0
 """``batch_size`` meaning: about ``TARGET_PARSE_TASKS`` tasks a run, with batches of
@@ -73,13 +72,14 @@ AUTOMATIC_BATCH_SIZE = 0
 DEFAULT_BATCH_SIZE = AUTOMATIC_BATCH_SIZE
 MIN_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 5_000
-TARGET_PARSE_TASKS = 64
+TARGET_PARSE_TASKS = 32
 
 
 def automatic_batch_size(files: int) -> int:
-    """Files a parse task takes when ``batch_size`` is automatic. Each task run costs Prefect
-    API calls (40-50 ms measured, on the same cores as the parsing), hence few tasks; a batch's
-    rows are in a worker's memory at once, hence the cap."""
+    """Files a parse task takes when ``batch_size`` is automatic. Each task run costs about
+    60 ms of CPU in Prefect's temporary server alone (measured), on the cores the parsing
+    uses, hence few tasks; enough of them that a worker left without one near the end of a
+    run waits little, and a batch's per-file results travel back whole, hence the cap."""
     return min(MAX_BATCH_SIZE, max(MIN_BATCH_SIZE, -(-files // TARGET_PARSE_TASKS)))
 
 
@@ -93,6 +93,7 @@ class Batch:
     """Batches in the whole run (for progress: a run of several waves maps several times)."""
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FileResult:
     """What reading one file of a batch gave (in the batch's order): its hash and, if it
@@ -158,15 +159,17 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
     """Read and parse one batch; stage its article rows in ``staging`` (``_StagedArticles``)."""
     results: list[FileResult] = []
     rejects: list[RejectRow] = []
-    rows: list[dict[str, Any]] = []
-    unstaged: list[int] = []  # positions in ``results`` of the files whose rows are in ``rows``
+    articles: list[ParsedArticle] = []
+    lineages: list[Lineage] = []
+    unstaged: list[int] = []  # positions in ``results`` of the files in ``articles``
     staged = _StagedArticles(Path(staging) / "articles" / f"batch-{batch.index:06d}.arrow")
 
     def stage_rows() -> None:
-        months = staged.add(articles_table(rows, run_id))
+        months = staged.add(articles_table(articles, lineages, run_id))
         for position, month in zip(unstaged, months, strict=True):
             results[position] = dataclasses.replace(results[position], staged_month=month)
-        rows.clear()
+        articles.clear()
+        lineages.clear()
         unstaged.clear()
 
     def reject(
@@ -201,15 +204,15 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             if isinstance(article, RejectError):
                 reject(input_file, digest, article.reason, article.detail)
                 continue
-            lineage = Lineage(input_file.path, digest, run_id, ingested_at_ms)
-            rows.append(article_row(article, lineage))
+            articles.append(article)
+            lineages.append(Lineage(input_file.path, digest, run_id, ingested_at_ms))
             unstaged.append(len(results))
             results.append(
                 FileResult(digest, False, article.article_id, article.published_at_ms, article.feed)
             )
-            if len(rows) >= STAGED_ROW_GROUP:
+            if len(articles) >= STAGED_ROW_GROUP:
                 stage_rows()
-    if rows:
+    if articles:
         stage_rows()
     staged_file = staged.close()
     kill_point(f"batch-{batch.index}")

@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from broadsheet import object_store
+from broadsheet.pickling import pickled_by_fields
 
 
 class InputPathError(Exception):
@@ -40,6 +41,7 @@ class SkipReason(StrEnum):
     UNREADABLE_DIRECTORY = "unreadable_directory"
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class InputFile:
     """A regular file to parse, with the stat facts later runs compare against."""

@@ -99,7 +99,7 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
 
 @pytest.mark.parametrize(
     ("files", "size"),
-    [(0, 500), (23, 500), (32_000, 500), (100_000, 1_563), (500_000, 5_000), (10**6, 5_000)],
+    [(0, 500), (23, 500), (16_000, 500), (20_000, 625), (100_000, 3_125), (10**6, 5_000)],
 )
 def test_automatic_batch_size_keeps_tasks_few_and_batches_bounded(files: int, size: int) -> None:
     assert automatic_batch_size(files) == size

@@ -1,0 +1,84 @@
+"""The records that cross between the flow and its worker processes pickle back unchanged."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broadsheet.pickling import pickled_by_fields
+from broadsheet.pipeline import Batch, BatchResult, FileResult
+from broadsheet.read_inputs import InputFile
+from broadsheet.rows import RejectRow
+
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["", "a\r\nb", "\"quoted\" 'path'", "emoji 📰 path.md", "\x00nul"]
+)
+optional_texts = st.none() | texts
+big_ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+input_files = st.builds(InputFile, texts, big_ints, big_ints)
+file_results = st.builds(
+    FileResult,
+    optional_texts,
+    st.booleans(),
+    optional_texts,
+    st.none() | big_ints,
+    optional_texts,
+    st.none() | st.tuples(st.integers(1, 9999), st.integers(1, 12)),
+)
+reject_rows = st.builds(RejectRow, texts, optional_texts, texts, texts)
+
+
+def round_trip(value: object) -> object:
+    return pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@given(st.lists(st.tuples(input_files, optional_texts), max_size=5), st.integers(0, 10))
+def test_batch_pickles_back_equal(files: list[tuple[InputFile, str | None]], index: int) -> None:
+    batch = Batch(index, tuple(files), index + 1)
+    copy = round_trip(batch)
+    assert copy == batch
+    assert all(type(copied) is InputFile for copied, _ in copy.files)
+
+
+@given(st.lists(file_results, max_size=5), st.lists(reject_rows, max_size=3), optional_texts)
+def test_batch_result_pickles_back_equal(
+    files: list[FileResult], rejects: list[RejectRow], staged: str | None
+) -> None:
+    result = BatchResult(tuple(files), tuple(rejects), staged, ((2024, 2),))
+    assert round_trip(result) == result
+
+
+def test_pickled_by_fields_uses_the_constructor() -> None:
+    calls: list[tuple[int, str]] = []
+
+    @pickled_by_fields
+    @dataclass(frozen=True, slots=True)
+    class Pair:
+        number: int
+        name: str
+
+        def __post_init__(self) -> None:
+            calls.append((self.number, self.name))
+
+    assert Pair(1, "x").__reduce__() == (Pair, (1, "x"))
+    assert calls == [(1, "x")]
+
+
+def test_pickled_by_fields_refuses_what_the_constructor_cannot_rebuild() -> None:
+    @dataclass
+    class Derived:
+        number: int
+        doubled: int = field(init=False, default=0)
+
+    @dataclass
+    class Single:
+        number: int
+
+    with pytest.raises(TypeError, match="Derived: needs two or more fields"):
+        pickled_by_fields(Derived)
+    with pytest.raises(TypeError, match="Single: needs two or more fields"):
+        pickled_by_fields(Single)
