@@ -125,7 +125,17 @@ def _unvisited(batch: Batch) -> Batch:
     return cast(Batch, quote(batch))
 
 
-_DEFAULT_TASK_RUNNER: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=default_workers())
+def task_slots(runner: Runner, workers: int) -> int:
+    """Parse tasks the flow runs at once. With worker processes, twice as many as workers:
+    each task's thread spends Prefect's bookkeeping (creating the task run, reporting its
+    states) before and after its batch, and meanwhile the next task's batch waits in the
+    process pool's queue instead of its worker waiting for a task (measured below)."""
+    return 2 * workers if runner is Runner.PROCESSES else workers
+
+
+_DEFAULT_TASK_RUNNER: TaskRunner[Any] = ThreadPoolTaskRunner(
+    max_workers=task_slots(Runner.PROCESSES, default_workers())
+)
 
 
 @flow(
@@ -179,9 +189,9 @@ def ingest_flow(
 ) -> Flow[..., RunSummary]:
     """The ``ingest`` flow with the task runner ``runner`` needs.
 
-    Processes and threads: a thread pool of ``workers`` task slots (in ``processes`` each slot
-    waits on a worker process). Dask: the cluster at ``dask_address`` (prefect-dask), or a
-    temporary local cluster when it is None.
+    Processes and threads: a thread pool of ``task_slots`` task slots (in ``processes`` each
+    slot waits on a worker process, or on a place in its queue). Dask: the cluster at
+    ``dask_address`` (prefect-dask), or a temporary local cluster when it is None.
     """
     return ingest.with_options(task_runner=_task_runner(runner, workers, dask_address))
 
@@ -189,7 +199,7 @@ def ingest_flow(
 def _task_runner(runner: Runner, workers: int, dask_address: str | None) -> TaskRunner[Any]:
     workers = workers or default_workers()
     if runner is not Runner.DASK:
-        return ThreadPoolTaskRunner(max_workers=workers)
+        return ThreadPoolTaskRunner(max_workers=task_slots(runner, workers))
     try:
         from prefect_dask.task_runners import DaskTaskRunner
     except ImportError as error:

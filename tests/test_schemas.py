@@ -110,7 +110,7 @@ def test_article_columns_follow_the_schema_and_cover_every_field() -> None:
 
 def test_articles_table_puts_each_value_in_its_column() -> None:
     first = _article(
-        paragraphs=("lead \"quoted\"", "second 📰"),
+        paragraphs=('lead "quoted"', "second 📰"),
         headings=("h",),
         image_urls=("https://a.example/1.jpg",),
         share_links=(
@@ -133,7 +133,7 @@ def test_articles_table_puts_each_value_in_its_column() -> None:
     assert table.schema.names == [*ARTICLES_SCHEMA.names, *ARTICLES_PARTITION_COLUMNS]
     assert table.schema.metadata[b"broadsheet.run_id"] == b"run-1"
     rows = table.to_pylist()
-    assert rows[0]["paragraphs"] == ["lead \"quoted\"", "second 📰"]
+    assert rows[0]["paragraphs"] == ['lead "quoted"', "second 📰"]
     assert rows[0]["share_links"] == [
         {"platform": "facebook", "url": "https://www.facebook.com/sharer?u=x", "target_url": "x"},
         {"platform": "email", "url": "mailto:?body=y", "target_url": None},
