@@ -129,7 +129,9 @@ def task_slots(runner: Runner, workers: int) -> int:
     """Parse tasks the flow runs at once. With worker processes, twice as many as workers:
     each task's thread spends Prefect's bookkeeping (creating the task run, reporting its
     states) before and after its batch, and meanwhile the next task's batch waits in the
-    process pool's queue instead of its worker waiting for a task (measured below)."""
+    process pool's queue instead of its worker waiting for a task. Measured ingesting
+    100,000 files (medians of 3, alternating): 51.6 against 54.6 s with 1 worker, 32.1
+    against 34.7 s with 2."""
     return 2 * workers if runner is Runner.PROCESSES else workers
 
 
