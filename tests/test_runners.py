@@ -9,11 +9,12 @@ from typing import Any
 
 import polars as pl
 import pytest
+from prefect.task_runners import ThreadPoolTaskRunner
 
 import flows.ingest
 from broadsheet.pipeline import RunSummary, automatic_batch_size
 from broadsheet.runner import Runner
-from flows.ingest import ingest_flow
+from flows.ingest import ingest_flow, task_slots
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -72,6 +73,17 @@ def test_a_single_batch_is_parsed_without_starting_processes(
     summary = flow([str(sample_dir)], str(tmp_path), 500, False, "processes", 2)
     assert summary.outcomes == {"article_written": 17, "rejected": 6}
     assert _CountingPool.submitted == 0
+
+
+@pytest.mark.parametrize(
+    ("runner", "workers", "slots"), [(Runner.PROCESSES, 2, 4), (Runner.THREADS, 2, 2)]
+)
+def test_worker_processes_get_a_task_queued_ahead_of_each(
+    runner: Runner, workers: int, slots: int
+) -> None:
+    task_runner = ingest_flow(runner, workers).task_runner
+    assert isinstance(task_runner, ThreadPoolTaskRunner)
+    assert task_runner._max_workers == task_slots(runner, workers) == slots
 
 
 @pytest.mark.slow
