@@ -12,7 +12,7 @@ setup(
     ext_modules=[
         Extension(
             "transforms._speedups",
-            sources=["transforms/_speedups.c"],
+            sources=["transforms/_speedups.c", "transforms/_header_reader.c"],
             include_dirs=lxml.get_include(),
             optional=True,
         )

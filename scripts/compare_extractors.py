@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bodies = []
     for label in labels:
         envelope = parse_envelope(decode_document(label.path.read_bytes()))
-        bodies.append((label, envelope.body_html, envelope.url))
+        bodies.append((label, envelope.body_text, envelope.url))
 
     header = f"{'file':<46}{'P':>7}{'R':>7}{'F1':>7}{'traf P':>9}{'R':>7}{'F1':>7}"
     print("broadsheet (left) vs trafilatura (right), character-bigram scores on body paragraphs")

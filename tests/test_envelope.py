@@ -39,7 +39,7 @@ def test_each_format_gives_title_url_epoch_and_body(
         URL,
         EPOCH_MS,
     )
-    assert envelope.body_html.strip() == BODY
+    assert envelope.body_text.strip() == BODY
 
 
 def test_front_matter_gives_author_and_first_category_as_feed() -> None:

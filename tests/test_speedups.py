@@ -376,7 +376,7 @@ def _real_bodies(corpus_dir: Path) -> Iterator[tuple[Path, str, str]]:
             envelope = parse_envelope(decode_document(path.read_bytes()))
         except RejectError:
             continue
-        yield path, envelope.body_html, envelope.url
+        yield path, envelope.body_text, envelope.url
 
 
 @needs_c_walker

@@ -11,7 +11,8 @@
  * give identical output on generated HTML and on the real corpus.
  *
  * It also holds normalise_text, the C twin of transforms.text's pure-Python version, which runs
- * on every block of every article.
+ * on every block of every article, and (in _header_reader.c) read_header, which reads a file's
+ * header from its bytes for transforms.envelope.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,6 +77,9 @@ static Config config;
 static int configured = 0;
 
 static PyObject *normalise_text(PyObject *module, PyObject *text);
+
+/* transforms/_header_reader.c */
+PyObject *read_header(PyObject *module, PyObject *args);
 
 /* Tags seen so far, by name: kind, flags and the tag as a str. Bounded; misses past the
  * bound are computed each time. */
@@ -1904,6 +1908,10 @@ static PyMethodDef speedups_methods[] = {
     {"normalise_text", normalise_text, METH_O,
      "normalise_text(text) -> text in NFC, zero-width characters removed, whitespace runs to "
      "one space, stripped."},
+    {"read_header", read_header, METH_VARARGS,
+     "read_header(raw, start) -> (source_format, front_matter, title, url, date, body_start) "
+     "read from raw[start:] as transforms.envelope.parse_envelope reads it, or None when "
+     "parse_envelope must read it."},
     {NULL, NULL, 0, NULL},
 };
 

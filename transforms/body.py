@@ -262,15 +262,22 @@ milliseconds), so one pathological file cannot stall a batch."""
 
 
 def extract_body(
-    html: str, base_url: str, *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+    html: str | bytes, base_url: str, *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
 ) -> Body:
-    """Classify the text of an article's HTML and collect its images and share links."""
-    if not html.strip():
-        return Body()
-    try:
-        markup: str | bytes = html.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: only lxml's own str path takes them
+    """Classify the text of an article's HTML (text, or its UTF-8 bytes) and collect its
+    images and share links."""
+    markup: str | bytes
+    if isinstance(html, bytes):
+        if _is_blank(html):
+            return Body()
         markup = html
+    elif not html.strip():
+        return Body()
+    else:
+        try:
+            markup = html.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: only lxml's own str path takes them
+            markup = html
     parser = _parser(utf8=isinstance(markup, bytes))
     root: etree._Element | None = etree.fromstring(markup, parser)
     _raise_on_lost_content(parser)
@@ -288,6 +295,18 @@ def extract_body(
         share_links=tuple(walk.share_links),
         discarded=tuple(walk.discarded),
     )
+
+
+def _is_blank(markup: bytes) -> bool:
+    """Whether UTF-8 ``markup`` decoded holds only whitespace (``str.isspace``'s), mostly
+    without decoding it: ``bytes.lstrip`` strips the ASCII whitespace but \x1c-\x1f, and
+    the rest of str's whitespace is not ASCII."""
+    rest = markup.lstrip()
+    if not rest:
+        return True
+    if rest[0] < 0x80 and not 0x1C <= rest[0] <= 0x1F:
+        return False
+    return not markup.decode("utf-8", "replace").strip()
 
 
 _PARSERS = threading.local()
