@@ -10,10 +10,13 @@ time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the sa
 both wall (with no Prefect server configured, a run with nothing to read skips Prefect: see
 the README) and the seconds the CLI reports as ingesting (what the flow itself spends on a
 no-op, as under ``broadsheet serve``), each against the full run's.
-Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the ``bench``
-extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and between each
-two consecutive sizes the steady-state throughput (extra files per extra second of a full run)
-and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``, or
+Then a 10-file run's wall time (the fixed cost), 1 against 2 worker processes, and what two
+cores give the transform alone (two processes parsing in memory at once against one: the
+ceiling of the worker speed-up on this machine). Once, on a 2,000-file subset, (d)
+trafilatura's docs/s if it is installed (the ``bench`` extra). Prints medians (peak RSS: the
+median of the runs' peaks), the ratios, and between each two consecutive sizes the
+steady-state throughput (extra files per extra second of a full run) and the growth of peak
+RSS. Corpora already in ``--workdir`` (``corpus-N``, or
 ``corpus-N-scattered`` for ``--rescrapes scattered``: see scripts/synthetic_corpus.py) are
 reused.
 """
@@ -195,11 +198,57 @@ def main() -> None:
     _fixed_cost_and_scaling(
         workdir, options.scaling_size or options.sizes[0], options.repeats, options.rescrapes
     )
+    _two_transforms_at_once(_corpus(workdir, options.sizes[0], options.rescrapes), options.repeats)
     rate = trafilatura_rate(_corpus(workdir, options.sizes[0], options.rescrapes))
     if rate is None:
         print("trafilatura: not installed (pip install -e '.[bench]')")
     else:
         print(f"trafilatura on a 2,000-file subset: {rate:,.0f} docs/s")
+
+
+_TRANSFORM_PASS_FILES = 6_000
+"""Files a timed transform pass parses (``_two_transforms_at_once``)."""
+
+
+def _two_transforms_at_once(corpus: Path, repeats: int) -> None:
+    """What two cores give this workload with nothing else running: one process timing
+    ``parse_articles`` over ``_TRANSFORM_PASS_FILES`` files in memory, alone and two at once,
+    alternating. The worker-process speed-up of a run cannot exceed the ratio printed: the
+    two workers also share the cores with the flow and Prefect's server, and the run's
+    serial part does not shrink."""
+    alone: list[float] = []
+    paired: list[float] = []
+    for _ in range(repeats):
+        alone += _transform_passes(corpus, 1)
+        paired += _transform_passes(corpus, 2)
+    one, each = statistics.median(alone), statistics.median(paired)
+    print(
+        f"two transform processes at once (no Prefect, no I/O): each takes x{each / one:.2f} "
+        f"the time of one alone, so two give {2 * one / each:.2f} x one"
+    )
+
+
+def _transform_passes(corpus: Path, processes: int) -> list[float]:
+    """Seconds of one timed pass in each of ``processes`` children started together."""
+    command = [sys.executable, __file__, "--transform-pass", str(corpus)]
+    children = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    return [float(child.communicate()[0]) for child in children]
+
+
+def _transform_pass(corpus: Path) -> float:
+    """Load files into memory, warm up, then time ``parse_articles`` over them in the
+    pipeline's chunks."""
+    from broadsheet.pipeline import PARSE_CHUNK
+    from transforms import parse_articles
+
+    documents = [path.read_bytes() for path in _files(corpus)[:_TRANSFORM_PASS_FILES]]
+    parse_articles(documents[:PARSE_CHUNK])
+    started = time.perf_counter()
+    for start in range(0, len(documents), PARSE_CHUNK):
+        parse_articles(documents[start : start + PARSE_CHUNK])
+    return time.perf_counter() - started
 
 
 def _corpus(workdir: Path, size: int, rescrapes: str) -> Path:
@@ -240,4 +289,7 @@ def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int, rescrapes: s
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--transform-pass"]:
+        print(_transform_pass(Path(sys.argv[2])))
+    else:
+        main()

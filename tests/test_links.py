@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -108,6 +109,14 @@ _PLACEHOLDERISH = st.lists(
     ),
     max_size=6,
 ).map("".join)
+
+
+@given(st.text(alphabet=st.sampled_from([*"%%%aAfF09xg/中"]), max_size=16))
+@example("%e5%85%ad%E7%a5")
+@example("%%41%4%4g%")
+def test_percent_escapes_are_upper_cased_as_one_escape_at_a_time_would_be(text: str) -> None:
+    one_at_a_time = re.sub(r"%[0-9a-fA-F]{2}", lambda match: match.group(0).upper(), text)
+    assert links_module._upper_percent_escapes(text) == one_at_a_time
 
 
 @given(_PLACEHOLDERISH)

