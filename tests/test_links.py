@@ -174,3 +174,24 @@ def test_share_query_values_are_what_parse_qsl_gives_for_their_names(query: str)
         if name in names
     }
     assert links_module.share_query_values(query) == expected
+
+
+_ESCAPEISH = st.lists(
+    st.one_of(
+        st.sampled_from(["%", "%4", "%zz", "%E4", "%B8", "%AD", "%e6%96%87", "%F0%9F%98", "%80"]),
+        st.sampled_from(["%41", "%20", "%25", "+", "a", "中", "\U0001f389", "\r\n", "\x00"]),
+        st.builds(lambda byte: f"%{byte:02X}", st.integers(0, 255)),
+        st.builds(lambda byte: f"%{byte:02x}", st.integers(0, 255)),
+        st.text(max_size=3),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@given(_ESCAPEISH)
+@example("%E4%B8a%E4%B8%AD")
+@example("%F0%9F%98%E4%B8%AD%80\U0001f389%C3")
+def test_unquote_is_what_the_standard_library_gives(text: str) -> None:
+    from urllib.parse import unquote
+
+    assert links_module.unquote(text) == unquote(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sysconfig
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,46 @@ def test_c_normalise_text_returns_exactly_what_the_python_one_does(text: str) ->
     result = normalise_text(text)
     assert result == expected
     assert type(result) is str
+
+
+@needs_c_walker
+def test_text_of_nfc_inert_characters_is_already_nfc() -> None:
+    """normalise_text skips NFC for text made only of the C module's inert characters, which is
+    right only if each is NFC_QC=Yes with combining class 0 (UAX #15's quick check): unchanged
+    by NFC, not a non-starter, and never the second of a canonical composition pair."""
+    module = speedups.module()
+    assert module is not None
+    second_of_a_pair = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))  # Hangul V, T
+    for code_point in range(0x110000):
+        fields = unicodedata.decomposition(chr(code_point)).split()
+        if len(fields) == 2 and not fields[0].startswith("<"):
+            second_of_a_pair.add(int(fields[1], 16))
+    checked = 0
+    for low, high in module.NFC_INERT_RANGES:
+        for code_point in range(low, high + 1):
+            character = chr(code_point)
+            assert not 0xD800 <= code_point <= 0xDFFF, hex(code_point)
+            assert unicodedata.combining(character) == 0, hex(code_point)
+            assert unicodedata.normalize("NFC", character) == character, hex(code_point)
+            assert code_point not in second_of_a_pair, hex(code_point)
+            checked += 1
+    assert checked > 40_000
+
+
+@needs_c_walker
+@given(
+    st.text(
+        st.sampled_from(
+            [
+                *"aé中文ぁか가\u1100\uff01\u3000\u3029\u302a\u3099\u309a\u309b\u2002\u2000",
+                *"\u02ff\u0300\u0301\u1161\u11a8\u20cf\u20d0\ua66e\ua66f\uabed\uabee",
+                *"\ud7ff\ufe2f\ufe30\ufb4f\U0002f800\u00ad\u200b\ufeff\xa0 ",
+            ]
+        )
+    )
+)
+def test_c_normalise_text_agrees_at_the_edges_of_the_inert_ranges(text: str) -> None:
+    assert normalise_text(text) == normalise_text_python(text)
 
 
 _TEXTS = st.sampled_from(

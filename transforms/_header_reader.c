@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef const unsigned char *Bytes;
@@ -24,6 +25,15 @@ static int valid_utf8(Bytes s, Py_ssize_t n)
         unsigned char b = s[i];
         if (b < 0x80) {
             i += 1;
+            /* Markup is mostly ASCII: skip it eight bytes at a time. */
+            while (i + 8 <= n) {
+                uint64_t word;
+                memcpy(&word, s + i, 8);
+                if (word & 0x8080808080808080ULL) {
+                    break;
+                }
+                i += 8;
+            }
             continue;
         }
         int length;

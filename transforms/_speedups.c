@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "libxml/tree.h"
@@ -43,6 +44,37 @@ static xmlNode *(*lx_next_element)(xmlNode *);
 static PyTypeObject *lx_element_type;
 
 /* What configure() hands over from transforms.body. */
+/* A small set of characters, searched in order: the first-character tests of the text rules. */
+#define CHAR_SET_CAPACITY 64
+typedef struct {
+    Py_UCS4 items[CHAR_SET_CAPACITY];
+    Py_ssize_t size;
+    uint64_t low_bits; /* bit c % 64 set for each item c: most characters fail this test */
+    Py_UCS4 smallest;  /* the smallest item, when size > 0 */
+} CharSet;
+
+static void char_set_add(CharSet *set, Py_UCS4 c)
+{
+    if (set->size == 0 || c < set->smallest) {
+        set->smallest = c;
+    }
+    set->items[set->size++] = c;
+    set->low_bits |= (uint64_t)1 << (c & 63);
+}
+
+static inline int char_set_has(const CharSet *set, Py_UCS4 c)
+{
+    if (!((set->low_bits >> (c & 63)) & 1)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < set->size; i++) {
+        if (set->items[i] == c) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 typedef struct {
     PyObject *tag_kinds;       /* dict tag -> kind */
     PyObject *rule_tags;       /* frozenset */
@@ -59,6 +91,8 @@ typedef struct {
     PyObject *context, *tag_context, *class_context, *perf_counter;
     PyObject *anchored_first_chars, *caption_first_chars, *meta_first_chars; /* frozensets */
     PyObject *cjk_substrings, *latin_stems; /* tuples of str */
+    /* The three frozensets above, and the first characters of cjk_substrings, as C arrays. */
+    CharSet anchored_first, caption_first, meta_first, cjk_substring_first;
     Py_ssize_t caption_max_chars, meta_max_chars;
     PyObject *share_hint_parts; /* tuple of lower-case ASCII str */
     /* tuples of lower-case ASCII str, for images */
@@ -271,27 +305,13 @@ static int set_container(WalkState *state, PyObject *container)
     return 0;
 }
 
-/* 1 when the one-character string of c is in the frozenset chars, 0 if not, -1 on error. */
-static int char_in(PyObject *chars, Py_UCS4 c)
+/* text.lower() holds needle (of needle_length), a lower-case ASCII string, from a text of a
+ * constant kind once inlined. Only ASCII letters are folded here: of all other characters,
+ * only U+212A (to "k") and U+0130 (to "i" and U+0307) lower-case to ASCII, and no needle used
+ * here holds a "k", or an "i" followed by anything but ASCII. */
+static inline __attribute__((always_inline)) int folded_contains_of_kind(
+    int kind, const void *data, Py_ssize_t length, const char *needle, Py_ssize_t needle_length)
 {
-    PyObject *character = PyUnicode_FromOrdinal((int)c);
-    if (character == NULL) {
-        return -1;
-    }
-    int found = PySet_Contains(chars, character);
-    Py_DECREF(character);
-    return found;
-}
-
-/* text.lower() holds needle, a lower-case ASCII string. Only ASCII letters are folded here:
- * of all other characters, only U+212A (to "k") and U+0130 (to "i" and U+0307) lower-case to
- * ASCII, and no needle used here holds a "k", or an "i" followed by anything but ASCII. */
-static int folded_contains(PyObject *text, const char *needle)
-{
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    Py_ssize_t needle_length = (Py_ssize_t)strlen(needle);
     for (Py_ssize_t start = 0; start + needle_length <= length; start++) {
         Py_ssize_t i = 0;
         while (i < needle_length) {
@@ -311,18 +331,76 @@ static int folded_contains(PyObject *text, const char *needle)
     return 0;
 }
 
+static int folded_contains(PyObject *text, const char *needle)
+{
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t needle_length = (Py_ssize_t)strlen(needle);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        return folded_contains_of_kind(PyUnicode_1BYTE_KIND, data, length, needle, needle_length);
+    case PyUnicode_2BYTE_KIND:
+        return folded_contains_of_kind(PyUnicode_2BYTE_KIND, data, length, needle, needle_length);
+    default:
+        return folded_contains_of_kind(PyUnicode_4BYTE_KIND, data, length, needle, needle_length);
+    }
+}
+
+/* text (of a constant kind once inlined) holds one of substrings, a tuple of non-empty str
+ * whose first characters are first: one pass over text, not one search per substring. */
+static inline __attribute__((always_inline)) int holds_substring_of_kind(
+    int kind, const void *data, Py_ssize_t length, PyObject *substrings, const CharSet *first)
+{
+    for (Py_ssize_t at = 0; at < length; at++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, at);
+        if (!char_set_has(first, c)) {
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(substrings); j++) {
+            PyObject *substring = PyTuple_GET_ITEM(substrings, j);
+            Py_ssize_t substring_length = PyUnicode_GET_LENGTH(substring);
+            if (substring_length > length - at) {
+                continue;
+            }
+            Py_ssize_t i = 0;
+            while (i < substring_length &&
+                   PyUnicode_READ_CHAR(substring, i) == PyUnicode_READ(kind, data, at + i)) {
+                i++;
+            }
+            if (i == substring_length) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int holds_substring(PyObject *text, PyObject *substrings, const CharSet *first)
+{
+    if (first->size == 0 || PyUnicode_MAX_CHAR_VALUE(text) < first->smallest) {
+        return 0; /* no substring can start in text: CJK substrings in Latin-1 text */
+    }
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        return holds_substring_of_kind(PyUnicode_1BYTE_KIND, data, length, substrings, first);
+    case PyUnicode_2BYTE_KIND:
+        return holds_substring_of_kind(PyUnicode_2BYTE_KIND, data, length, substrings, first);
+    default:
+        return holds_substring_of_kind(PyUnicode_4BYTE_KIND, data, length, substrings, first);
+    }
+}
+
 /* 1 when a whole-block text rule (transforms.body._text_rule) may match: the text starts with
  * a character an anchored rule can start with, holds a CJK rule's substring, or holds a stem of
  * the Latin rules. 0 when none can, -1 on error. */
 static int may_text_rule(PyObject *text)
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int found = char_in(config.anchored_first_chars, PyUnicode_READ_CHAR(text, 0));
-    for (Py_ssize_t i = 0; found == 0 && i < PyTuple_GET_SIZE(config.cjk_substrings); i++) {
-        found = PyUnicode_Contains(text, PyTuple_GET_ITEM(config.cjk_substrings, i));
-    }
-    if (found != 0) {
-        return found < 0 ? -1 : 1;
+    if (char_set_has(&config.anchored_first, PyUnicode_READ_CHAR(text, 0)) ||
+        holds_substring(text, config.cjk_substrings, &config.cjk_substring_first)) {
+        return 1;
     }
     if (PyUnicode_FindChar(text, 's', 0, length, 1) < 0 &&
         PyUnicode_FindChar(text, 'S', 0, length, 1) < 0) {
@@ -347,7 +425,7 @@ static int may_be_caption(PyObject *text)
     if (PyUnicode_GET_LENGTH(text) > config.caption_max_chars) {
         return 0;
     }
-    return char_in(config.caption_first_chars, PyUnicode_READ_CHAR(text, 0));
+    return char_set_has(&config.caption_first, PyUnicode_READ_CHAR(text, 0));
 }
 
 /* 1 when transforms.body._is_meta_text may hold: its own cheap pre-tests. */
@@ -364,7 +442,7 @@ static int may_be_meta(PyObject *text)
         PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0) {
         return 1;
     }
-    return char_in(config.meta_first_chars, first);
+    return char_set_has(&config.meta_first, first);
 }
 
 /* The truth of function(first, second), or -1 on error. */
@@ -709,11 +787,65 @@ done:
     return status;
 }
 
-/* 1 when lowered (NUL-terminated) holds one of parts, a tuple of ASCII str. */
+/* 1 when text[0:length] holds one of parts (a tuple of non-empty ASCII str), as Python's
+ * any(part in text for part in parts): one pass over text, comparing only where some part's
+ * first byte occurs. (glibc's strstr, a search per part, cost twice as much here.) */
+static int bytes_hold_any(const char *text, Py_ssize_t length, PyObject *parts)
+{
+    uint64_t first_bytes[4] = {0, 0, 0, 0};
+    Py_ssize_t count = PyTuple_GET_SIZE(parts);
+    for (Py_ssize_t j = 0; j < count; j++) {
+        unsigned char first = *(const unsigned char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, j));
+        first_bytes[first >> 6] |= (uint64_t)1 << (first & 63);
+    }
+    for (Py_ssize_t at = 0; at < length; at++) {
+        unsigned char byte = (unsigned char)text[at];
+        if (!((first_bytes[byte >> 6] >> (byte & 63)) & 1)) {
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < count; j++) {
+            PyObject *part = PyTuple_GET_ITEM(parts, j);
+            const char *part_data = (const char *)PyUnicode_DATA(part);
+            Py_ssize_t part_length = PyUnicode_GET_LENGTH(part);
+            if ((unsigned char)part_data[0] == byte && part_length <= length - at &&
+                memcmp(text + at, part_data, (size_t)part_length) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* 1 when text[0:length] holds needle[0:needle_length] (needle_length > 0): memchr, which
+ * libc vectorises, to each place the first byte occurs, memcmp there. */
+static int bytes_contain(const char *text, Py_ssize_t length, const char *needle,
+                         Py_ssize_t needle_length)
+{
+    const char *end = text + length - needle_length + 1;
+    for (const char *at = text; at < end; at++) {
+        at = memchr(at, needle[0], (size_t)(end - at));
+        if (at == NULL) {
+            return 0;
+        }
+        if (memcmp(at + 1, needle + 1, (size_t)(needle_length - 1)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when lowered (NUL-terminated) holds one of parts, a tuple of non-empty ASCII str. A few
+ * parts are searched for one at a time; many, in one pass (bytes_hold_any). */
 static int holds_any(const char *lowered, PyObject *parts)
 {
+    Py_ssize_t length = (Py_ssize_t)strlen(lowered);
+    if (PyTuple_GET_SIZE(parts) > 4) {
+        return bytes_hold_any(lowered, length, parts);
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts); i++) {
-        if (strstr(lowered, (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, i))) != NULL) {
+        PyObject *part = PyTuple_GET_ITEM(parts, i);
+        if (bytes_contain(lowered, length, (const char *)PyUnicode_DATA(part),
+                          PyUnicode_GET_LENGTH(part))) {
             return 1;
         }
     }
@@ -1150,14 +1282,7 @@ static int surely_not_shared(PyObject *href)
         prefix[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     prefix[length] = '\0';
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.share_hint_parts); i++) {
-        const char *part = PyUnicode_AsUTF8(PyTuple_GET_ITEM(config.share_hint_parts, i));
-        if (part == NULL || strstr(prefix, part) != NULL) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
-    return 1;
+    return !bytes_hold_any(prefix, length, config.share_hint_parts);
 }
 
 /* An anchor: a share link is recorded and its subtree discarded (returns KIND_SKIP); any other
@@ -1626,40 +1751,73 @@ done:
 static PyObject *unicodedata_normalize;
 static PyObject *str_nfc;
 
-static int is_zero_width(Py_UCS4 c)
+/* Ranges of code points that are NFC_QC=Yes with combining class 0 (UAX #15), chosen to cover
+ * the text articles are mostly made of: Latin, general punctuation, CJK punctuation, kana, CJK
+ * ideographs, Hangul syllables and full-width forms. By the quick-check algorithm a string of
+ * these only is already in NFC, so normalise_text skips unicodedata.normalize for it.
+ * tests/test_speedups.py checks every code point listed against unicodedata. */
+static const Py_UCS4 nfc_inert_ranges[][2] = {
+    {0x309b, 0xa66e}, {0x0000, 0x02ff}, {0x3000, 0x3029}, {0x2002, 0x20cf},
+    {0xabee, 0xd7ff}, {0xfe30, 0xffff},
+}; /* most frequent first: CJK ideographs, then Latin */
+
+static inline int nfc_inert(Py_UCS4 c)
 {
-    return c == 0x200b || c == 0x200c || c == 0x200d || c == 0x2060 || c == 0xfeff || c == 0xad;
+    for (size_t i = 0; i < sizeof(nfc_inert_ranges) / sizeof(nfc_inert_ranges[0]); i++) {
+        if (c >= nfc_inert_ranges[i][0] && c <= nfc_inert_ranges[i][1]) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
-/* transforms.text.normalise_text: NFC, zero-width characters removed, every whitespace run
- * (as str.split() sees whitespace) to one space, no space at either end. */
-static PyObject *normalise_text(PyObject *module, PyObject *text)
+enum { CHAR_OTHER, CHAR_SPACE, CHAR_ZERO_WIDTH };
+
+/* Whether c is whitespace (as str.split() sees it), a zero-width character normalise_text
+ * drops, or neither. Nothing above U+3000 is whitespace, and only U+FEFF there is zero-width:
+ * most CJK text is decided by one comparison. */
+static inline int char_class(Py_UCS4 c)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "normalise_text() needs a str, not %.80s",
-                     Py_TYPE(text)->tp_name);
-        return NULL;
+    if (c < 128) {
+        return Py_UNICODE_ISSPACE(c) ? CHAR_SPACE : CHAR_OTHER;
     }
-    int ascii = PyUnicode_IS_ASCII(text);
-    PyObject *source = ascii ? Py_NewRef(text)
-                             : PyObject_CallFunctionObjArgs(unicodedata_normalize, str_nfc,
-                                                            text, NULL);
-    if (source == NULL) {
-        return NULL;
+    if (c > 0x3000) {
+        return c == 0xfeff ? CHAR_ZERO_WIDTH : CHAR_OTHER;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(source);
-    int kind = PyUnicode_KIND(source);
-    const void *data = PyUnicode_DATA(source);
+    if (c == 0x200b || c == 0x200c || c == 0x200d || c == 0x2060 || c == 0xad) {
+        return CHAR_ZERO_WIDTH;
+    }
+    return Py_UNICODE_ISSPACE(c) ? CHAR_SPACE : CHAR_OTHER;
+}
+
+typedef struct {
+    Py_ssize_t size;  /* characters of the result */
+    Py_UCS4 maxchar;  /* largest character of the result */
+    int changed;      /* the result differs from the text */
+    int not_inert;    /* the text holds a character outside nfc_inert_ranges */
+} TextScan;
+
+/* One pass over text (of a constant kind once inlined): the size and widest character of its
+ * normalised form, and whether it needs NFC first (only looked at when check_nfc). */
+static inline __attribute__((always_inline)) void scan_text_of_kind(int kind, const void *data,
+                                                                     Py_ssize_t length,
+                                                                     int check_nfc,
+                                                                     TextScan *scan)
+{
     Py_ssize_t size = 0;
     Py_UCS4 maxchar = 0;
-    int started = 0, pending_space = 0, changed = 0;
+    int started = 0, pending_space = 0, changed = 0, not_inert = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (!ascii && is_zero_width(c)) {
+        if (check_nfc && !nfc_inert(c)) {
+            not_inert = 1;
+        }
+        int class = char_class(c);
+        if (class == CHAR_ZERO_WIDTH) {
             changed = 1;
             continue;
         }
-        if (Py_UNICODE_ISSPACE(c)) {
+        if (class == CHAR_SPACE) {
             if (c != ' ' || pending_space || !started) {
                 changed = 1;
             }
@@ -1675,27 +1833,44 @@ static PyObject *normalise_text(PyObject *module, PyObject *text)
         maxchar = maxchar > c ? maxchar : c;
         started = 1;
     }
-    if (pending_space) {
-        changed = 1; /* trailing whitespace */
+    scan->size = size;
+    scan->maxchar = maxchar;
+    scan->changed = changed || pending_space; /* pending_space: trailing whitespace */
+    scan->not_inert = not_inert;
+}
+
+static void scan_text(PyObject *text, int check_nfc, TextScan *scan)
+{
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        scan_text_of_kind(PyUnicode_1BYTE_KIND, data, length, check_nfc, scan);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        scan_text_of_kind(PyUnicode_2BYTE_KIND, data, length, check_nfc, scan);
+        break;
+    default:
+        scan_text_of_kind(PyUnicode_4BYTE_KIND, data, length, check_nfc, scan);
     }
-    if (!changed) {
-        return source;
-    }
-    PyObject *result = PyUnicode_New(size, maxchar);
-    if (result == NULL) {
-        Py_DECREF(source);
-        return NULL;
-    }
+}
+
+/* Write text's normalised form (as measured by scan_text) into result. */
+static inline __attribute__((always_inline)) void write_text_of_kind(int kind, const void *data,
+                                                                      Py_ssize_t length,
+                                                                      PyObject *result)
+{
     int result_kind = PyUnicode_KIND(result);
     void *result_data = PyUnicode_DATA(result);
     Py_ssize_t written = 0;
-    started = pending_space = 0;
+    int started = 0, pending_space = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (!ascii && is_zero_width(c)) {
+        int class = char_class(c);
+        if (class == CHAR_ZERO_WIDTH) {
             continue;
         }
-        if (Py_UNICODE_ISSPACE(c)) {
+        if (class == CHAR_SPACE) {
             pending_space = started;
             continue;
         }
@@ -1705,6 +1880,54 @@ static PyObject *normalise_text(PyObject *module, PyObject *text)
         }
         PyUnicode_WRITE(result_kind, result_data, written++, c);
         started = 1;
+    }
+}
+
+static void write_text(PyObject *text, PyObject *result)
+{
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        write_text_of_kind(PyUnicode_1BYTE_KIND, data, length, result);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        write_text_of_kind(PyUnicode_2BYTE_KIND, data, length, result);
+        break;
+    default:
+        write_text_of_kind(PyUnicode_4BYTE_KIND, data, length, result);
+    }
+}
+
+/* transforms.text.normalise_text: NFC, zero-width characters removed, every whitespace run
+ * (as str.split() sees whitespace) to one space, no space at either end. Text of inert
+ * characters only (nfc_inert_ranges) is already NFC; other text goes through
+ * unicodedata.normalize first. */
+static PyObject *normalise_text(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "normalise_text() needs a str, not %.80s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    TextScan scan;
+    PyObject *source = Py_NewRef(text);
+    /* Every Latin-1 character is inert: only wider text needs the NFC check. */
+    scan_text(source, PyUnicode_KIND(source) != PyUnicode_1BYTE_KIND, &scan);
+    if (scan.not_inert) {
+        Py_SETREF(source,
+                  PyObject_CallFunctionObjArgs(unicodedata_normalize, str_nfc, text, NULL));
+        if (source == NULL) {
+            return NULL;
+        }
+        scan_text(source, 0, &scan);
+    }
+    if (!scan.changed) {
+        return source;
+    }
+    PyObject *result = PyUnicode_New(scan.size, scan.maxchar);
+    if (result != NULL) {
+        write_text(source, result);
     }
     Py_DECREF(source);
     return result;
@@ -1742,6 +1965,38 @@ static int lower_ascii_tuple(PyObject *parts)
         }
     }
     return 1;
+}
+
+/* Copy a frozenset of one-character str into a CharSet; -1 with TypeError if it is not one. */
+static int char_set_from(PyObject *characters, CharSet *set)
+{
+    set->size = 0;
+    set->low_bits = 0;
+    if (PySet_GET_SIZE(characters) > CHAR_SET_CAPACITY) {
+        PyErr_SetString(PyExc_TypeError, "configure(): a character set is too large");
+        return -1;
+    }
+    PyObject *iterator = PyObject_GetIter(characters);
+    if (iterator == NULL) {
+        return -1;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        int ok = PyUnicode_Check(item) && PyUnicode_GET_LENGTH(item) == 1 &&
+                 set->size < CHAR_SET_CAPACITY;
+        if (ok) {
+            char_set_add(set, PyUnicode_READ_CHAR(item, 0));
+        }
+        Py_DECREF(item);
+        if (!ok) {
+            Py_DECREF(iterator);
+            PyErr_SetString(PyExc_TypeError,
+                            "configure(): character sets must hold one-character str");
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
@@ -1802,6 +2057,26 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
                         "configure(): tag_kinds must be a dict, tag and character sets sets, "
                         "substrings and stems tuples");
         return NULL;
+    }
+    if (char_set_from(config.anchored_first_chars, &config.anchored_first) < 0 ||
+        char_set_from(config.caption_first_chars, &config.caption_first) < 0 ||
+        char_set_from(config.meta_first_chars, &config.meta_first) < 0) {
+        return NULL;
+    }
+    config.cjk_substring_first.size = 0;
+    config.cjk_substring_first.low_bits = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.cjk_substrings); i++) {
+        PyObject *substring = PyTuple_GET_ITEM(config.cjk_substrings, i);
+        if (!PyUnicode_Check(substring) || PyUnicode_GET_LENGTH(substring) == 0 ||
+            config.cjk_substring_first.size == CHAR_SET_CAPACITY) {
+            PyErr_SetString(PyExc_TypeError, "configure(): cjk_substrings must be a few "
+                                             "non-empty str");
+            return NULL;
+        }
+        Py_UCS4 first = PyUnicode_READ_CHAR(substring, 0);
+        if (!char_set_has(&config.cjk_substring_first, first)) {
+            char_set_add(&config.cjk_substring_first, first);
+        }
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(config.latin_stems); i++) {
         PyObject *stem = PyTuple_GET_ITEM(config.latin_stems, i);
@@ -1962,5 +2237,24 @@ PyMODINIT_FUNC PyInit__speedups(void)
         config.str_share_links == NULL || config.str_empty == NULL || config.str_space == NULL) {
         return NULL;
     }
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    size_t range_count = sizeof(nfc_inert_ranges) / sizeof(nfc_inert_ranges[0]);
+    PyObject *ranges = PyTuple_New((Py_ssize_t)range_count);
+    for (size_t i = 0; ranges != NULL && i < range_count; i++) {
+        PyObject *range = Py_BuildValue("(II)", nfc_inert_ranges[i][0], nfc_inert_ranges[i][1]);
+        if (range == NULL) {
+            Py_CLEAR(ranges);
+            break;
+        }
+        PyTuple_SET_ITEM(ranges, (Py_ssize_t)i, range);
+    }
+    if (ranges == NULL || PyModule_AddObject(module, "NFC_INERT_RANGES", ranges) < 0) {
+        Py_XDECREF(ranges);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -3,6 +3,9 @@
 def walk_tree(walk: object, root: object, deadline: float, /) -> int | None: ...
 def configure(**rules_and_callbacks: object) -> None: ...
 def normalise_text(text: str, /) -> str: ...
+
+NFC_INERT_RANGES: tuple[tuple[int, int], ...]
+
 def read_header(
     raw: bytes, start: int, /
 ) -> (
