@@ -110,6 +110,13 @@ typedef struct {
 static Config config;
 static int configured = 0;
 
+/* function(kind, ...) with text's kind as a constant: each kind gets its own copy of an
+ * always-inlined function, with PyUnicode_READ's test of the kind folded away. */
+#define BY_KIND(text, function, ...)                                                        \
+    (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND   ? function(PyUnicode_1BYTE_KIND, __VA_ARGS__) \
+     : PyUnicode_KIND(text) == PyUnicode_2BYTE_KIND ? function(PyUnicode_2BYTE_KIND, __VA_ARGS__) \
+                                                    : function(PyUnicode_4BYTE_KIND, __VA_ARGS__))
+
 static PyObject *normalise_text(PyObject *module, PyObject *text);
 
 /* transforms/_header_reader.c */
@@ -336,14 +343,7 @@ static int folded_contains(PyObject *text, const char *needle)
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     Py_ssize_t needle_length = (Py_ssize_t)strlen(needle);
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        return folded_contains_of_kind(PyUnicode_1BYTE_KIND, data, length, needle, needle_length);
-    case PyUnicode_2BYTE_KIND:
-        return folded_contains_of_kind(PyUnicode_2BYTE_KIND, data, length, needle, needle_length);
-    default:
-        return folded_contains_of_kind(PyUnicode_4BYTE_KIND, data, length, needle, needle_length);
-    }
+    return BY_KIND(text, folded_contains_of_kind, data, length, needle, needle_length);
 }
 
 /* text (of a constant kind once inlined) holds one of substrings, a tuple of non-empty str
@@ -382,14 +382,7 @@ static int holds_substring(PyObject *text, PyObject *substrings, const CharSet *
     }
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        return holds_substring_of_kind(PyUnicode_1BYTE_KIND, data, length, substrings, first);
-    case PyUnicode_2BYTE_KIND:
-        return holds_substring_of_kind(PyUnicode_2BYTE_KIND, data, length, substrings, first);
-    default:
-        return holds_substring_of_kind(PyUnicode_4BYTE_KIND, data, length, substrings, first);
-    }
+    return BY_KIND(text, holds_substring_of_kind, data, length, substrings, first);
 }
 
 /* 1 when a whole-block text rule (transforms.body._text_rule) may match: the text starts with
@@ -1843,16 +1836,7 @@ static void scan_text(PyObject *text, int check_nfc, TextScan *scan)
 {
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        scan_text_of_kind(PyUnicode_1BYTE_KIND, data, length, check_nfc, scan);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        scan_text_of_kind(PyUnicode_2BYTE_KIND, data, length, check_nfc, scan);
-        break;
-    default:
-        scan_text_of_kind(PyUnicode_4BYTE_KIND, data, length, check_nfc, scan);
-    }
+    BY_KIND(text, scan_text_of_kind, data, length, check_nfc, scan);
 }
 
 /* Write text's normalised form (as measured by scan_text) into result. */
@@ -1887,16 +1871,7 @@ static void write_text(PyObject *text, PyObject *result)
 {
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        write_text_of_kind(PyUnicode_1BYTE_KIND, data, length, result);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        write_text_of_kind(PyUnicode_2BYTE_KIND, data, length, result);
-        break;
-    default:
-        write_text_of_kind(PyUnicode_4BYTE_KIND, data, length, result);
-    }
+    BY_KIND(text, write_text_of_kind, data, length, result);
 }
 
 /* transforms.text.normalise_text: NFC, zero-width characters removed, every whitespace run
