@@ -195,3 +195,32 @@ def test_unquote_is_what_the_standard_library_gives(text: str) -> None:
     from urllib.parse import unquote
 
     assert links_module.unquote(text) == unquote(text)
+
+
+_HREFISH = st.builds(
+    "{}{}{}{}".format,
+    st.sampled_from(["https://", "HTTP://", "whatsapp://", "mailto:", "ftp://", "http:/", ""]),
+    st.text(alphabet=st.sampled_from("aZ.-:@[]1é"), max_size=10),
+    st.text(alphabet=st.sampled_from("/?#%aA09é=&+ \t\x01\x7f"), max_size=16),
+    st.sampled_from(["", "?u=https://a.example/x&t=y", "?text=see%20https://b.example", "#f"]),
+)
+
+
+def _split_or_error(split: Callable[[str], tuple[str, str, str, str]], href: str) -> object:
+    try:
+        return split(href)
+    except ValueError as error:
+        return f"ValueError: {error}"
+
+
+def _full_split(href: str) -> tuple[str, str, str, str]:
+    parts = urlsplit(href)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.path, parts.query
+
+
+@given(_HREFISH.map(str.strip))
+@example("https://Www.Facebook.com/sharer/sharer.php?u=https://a.example/&t=x#frag")
+@example("https://a.example?")
+@example("https://a.example:8080/share")
+def test_href_split_shortcut_agrees_with_urlsplit(href: str) -> None:
+    assert _split_or_error(links_module.split_href, href) == _split_or_error(_full_split, href)
