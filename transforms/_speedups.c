@@ -1105,6 +1105,31 @@ static PyObject *normalised_buffer(Buffer *buffer)
     return normal;
 }
 
+/* transforms.body._discard_subtree: the normalised text of node's subtree, when not empty, as
+ * a discard with reason. Done here unless reason is media_fallback (Python then also takes the
+ * subtree's images) or the subtree holds an entity reference. 0 when done, -1 on error. */
+static int discard_subtree(WalkState *state, xmlNode *node, PyObject *reason)
+{
+    if (reason != config.reason_media_fallback) {
+        Buffer buffer = {0};
+        int status = add_text_content(&buffer, node);
+        PyObject *text = status == 1 ? normalised_buffer(&buffer) : NULL;
+        PyMem_Free(buffer.data);
+        if (status == 1) {
+            if (text == NULL) {
+                return -1;
+            }
+            status = PyUnicode_GET_LENGTH(text) == 0 ? 0 : append_discard(state, reason, text);
+            Py_DECREF(text);
+            return status;
+        }
+        if (status < 0) {
+            return -1;
+        }
+    }
+    return call_with_element(state, config.discard_subtree, node, reason);
+}
+
 /* transforms.body._is_link_list: 1 when node has <li> children and each one's normalised text
  * is not empty and is exactly the normalised text of its links, 0 when not, 2 when only the
  * Python rule can tell, -1 on error. */
@@ -1312,7 +1337,7 @@ static int anchor_kind(WalkState *state, xmlNode *node)
     Py_DECREF(share_links);
     Py_DECREF(link);
     if (status < 0 ||
-        call_with_element(state, config.discard_subtree, node, config.reason_share_widget) < 0) {
+        discard_subtree(state, node, config.reason_share_widget) < 0) {
         return -1;
     }
     return KIND_SKIP;
@@ -1539,10 +1564,7 @@ static int start_element(WalkState *state, xmlNode *node)
             return take_image(state, node) < 0 ? -1 : 0;
         }
         if (kind == KIND_MEDIA) {
-            return call_with_element(state, config.discard_subtree, node,
-                                     config.reason_media_fallback) < 0
-                       ? -1
-                       : 0;
+            return discard_subtree(state, node, config.reason_media_fallback) < 0 ? -1 : 0;
         }
         return 0;
     }
