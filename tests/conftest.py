@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from broadsheet.cli import sample_input_dir
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_DIR = Path(os.environ.get("BROADSHEET_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
+
+settings.register_profile(
+    "shared_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared_machine")
+"""Hypothesis's own timing checks (a deadline per example, slow input generation) failed on a
+loaded two-core machine and say nothing about correctness: speed is measured by the benchmark
+scripts, not by tests."""
 
 
 @pytest.fixture(scope="session")
