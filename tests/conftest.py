@@ -15,13 +15,13 @@ from broadsheet.prefect_env import apply_quiet_prefect_defaults
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_DIR = Path(os.environ.get("BROADSHEET_CORPUS", REPO_ROOT.parent / "shared" / "corpus"))
 
+# Hypothesis's own timing checks (a deadline per example, slow input generation) failed on a
+# loaded two-core machine and say nothing about correctness: speed is measured by the
+# benchmark scripts, not by tests.
 settings.register_profile(
     "shared_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("shared_machine")
-"""Hypothesis's own timing checks (a deadline per example, slow input generation) failed on a
-loaded two-core machine and say nothing about correctness: speed is measured by the benchmark
-scripts, not by tests."""
 
 
 @pytest.fixture(scope="session")
