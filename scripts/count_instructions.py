@@ -41,33 +41,30 @@ def _child(corpus: Path, every: int, step: str, passes: int) -> None:
     from transforms.body import extract_body
 
     raws = [p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file()][::every]
-    if step == "parse_articles":
+    envelopes = []
+    for raw in raws:
+        try:
+            envelopes.append(read_document(raw))
+        except RejectError:
+            continue
 
-        def one_pass(files: list[bytes]) -> None:
-            for start in range(0, len(files), PARSE_CHUNK):
-                parse_articles(files[start : start + PARSE_CHUNK])
-
-        items: list[bytes] = raws
-    else:
-        envelopes = []
-        for raw in raws:
+    def one_pass(count: int) -> None:
+        """``step`` over the first ``count`` files."""
+        if step == "parse_articles":
+            for start in range(0, count, PARSE_CHUNK):
+                parse_articles(raws[start : min(start + PARSE_CHUNK, count)])
+            return
+        for envelope in envelopes[:count]:
             try:
-                envelopes.append(read_document(raw))
+                extract_body(envelope.body_html, envelope.url)
             except RejectError:
                 continue
 
-        def one_pass(files: list[bytes]) -> None:
-            for envelope in envelopes[: len(files)]:
-                try:
-                    extract_body(envelope.body_html, envelope.url)
-                except RejectError:
-                    continue
-
-        items = raws[: len(envelopes)]
-    one_pass(items[:WARM_UP_FILES])
+    files = len(raws) if step == "parse_articles" else len(envelopes)
+    one_pass(min(WARM_UP_FILES, files))
     for _ in range(passes):
-        one_pass(items)
-    print(len(items))
+        one_pass(files)
+    print(files)
 
 
 def _callgrind_total(arguments: list[str], out_file: Path) -> tuple[int, int]:
