@@ -20,7 +20,13 @@ import pytest
 from broadsheet.cli import _nothing_to_read, skip_exit_collection
 from broadsheet.entry_point import main, runs_ingest
 from broadsheet.pipeline import run_ingest
-from broadsheet.prefect_server import FLOW_RUN_MODULES, RUN_SERVER, EarlyTemporaryServer
+from broadsheet.prefect_server import (
+    FLOW_RUN_MODULES,
+    RUN_SERVER,
+    TEMPORARY_SERVER_SERVICES_OFF,
+    EarlyTemporaryServer,
+    temporary_server_environment,
+)
 from broadsheet.read_inputs import discover
 from tests.archive_files import bare
 
@@ -132,6 +138,33 @@ def test_the_entry_point_launches_a_server_early_only_for_a_run(
     arguments: list[str], starts_server: bool
 ) -> None:
     assert runs_ingest(arguments) is starts_server
+
+
+def test_the_temporary_server_turns_off_services_a_one_run_server_needs_not() -> None:
+    environment = temporary_server_environment({"PREFECT_HOME": "/somewhere"})
+    assert {name: environment[name] for name in TEMPORARY_SERVER_SERVICES_OFF} == dict.fromkeys(
+        TEMPORARY_SERVER_SERVICES_OFF, "false"
+    )
+    assert environment["PREFECT_HOME"] == "/somewhere"
+    assert environment["PREFECT__SERVER_EPHEMERAL"] == "1"
+
+
+def test_the_temporary_server_keeps_a_service_the_user_turned_on() -> None:
+    kept = TEMPORARY_SERVER_SERVICES_OFF[0]
+    environment = temporary_server_environment({kept: "true"})
+    assert environment[kept] == "true"
+    assert all(environment[name] == "false" for name in TEMPORARY_SERVER_SERVICES_OFF[1:])
+
+
+def test_the_services_turned_off_are_named_as_prefect_names_them() -> None:
+    """A Prefect release that renames a setting would silently turn the service back on."""
+    from prefect.server.api import server  # noqa: F401  (registers every service class)
+    from prefect.server.services.base import RunInEphemeralServers
+
+    switches = {
+        service.environment_variable_name() for service in RunInEphemeralServers.all_services()
+    }
+    assert set(TEMPORARY_SERVER_SERVICES_OFF) <= switches
 
 
 def test_a_run_stopped_by_a_usage_error_stops_the_server_the_entry_point_launched(

@@ -23,6 +23,7 @@ from transforms import RejectError, RejectReason, speedups
 from transforms import body as body_module
 from transforms.article import decode_document
 from transforms.envelope import parse_envelope
+from transforms.links import SHARE_HINT_CHARS, SHARE_HINT_PARTS
 from transforms.text import normalise_text, normalise_text_python
 
 needs_c_walker = pytest.mark.skipif(
@@ -181,6 +182,25 @@ _HREFS = st.sampled_from(
         "javascript:void(0)",
     ]
 )
+_HREF_PIECES = st.sampled_from(
+    [
+        *SHARE_HINT_PARTS,
+        *(part[:2] for part in SHARE_HINT_PARTS),
+        *(part[1:] for part in SHARE_HINT_PARTS),
+        *(part.upper() for part in SHARE_HINT_PARTS),
+        "https://",
+        "facebook.com/",
+        "twitter.com/",
+        "?u=https%3A%2F%2Fa.example%2Fx",
+        "s",
+        "x" * 40,
+        "中",
+    ]
+)
+_BUILT_HREFS = st.lists(_HREF_PIECES, max_size=8).map("".join)
+"""hrefs made of share hints, their halves and padding: the C walk's cheap test that an
+href is no share link must never say so of one ``share_link`` takes (hints at the end of the
+160 characters looked at, straddling it, upper-cased, or made of two halves)."""
 
 
 _STYLES = st.sampled_from(
@@ -240,7 +260,7 @@ def _attributes(draw: st.DrawFn, tag: str) -> str:
         else:
             parts.append('title="a &amp; b"')
     if tag == "a":
-        parts.append(f'href="{draw(_HREFS)}"')
+        parts.append(f'href="{draw(st.one_of(_HREFS, _BUILT_HREFS))}"')
     return (" " + " ".join(parts)) if parts else ""
 
 
@@ -371,6 +391,32 @@ def _extract_with(walker: str, html: str, url: str = "https://news.example/a/b.h
 @example("<div><p>one</p>tail<figure><img src='a.jpg'><figcaption>cap</figcaption></figure></div>")
 def test_c_walk_gives_exactly_what_the_python_walk_gives(html: str) -> None:
     assert _extract_with("c", html) == _extract_with("python", html)
+
+
+@needs_c_walker
+@pytest.mark.parametrize(
+    "share_url",
+    [
+        "https://{pad}plurk.com/?status=x",
+        "https://{pad}del.icio.us/post?url=https://a.example/x",
+        "https://{pad}GETPOCKET.com/edit?url=https://a.example/x",
+        "https://{pad}line.me/R/msg/text/?https://a.example/x",
+        "https://{pad}pinterest.com/pin/create/button/?url=https://a.example/x",
+        "https://{pad}delicious.com/save?url=https://a.example/x",
+    ],
+)
+def test_c_walk_finds_share_hints_wherever_python_does(share_url: str) -> None:
+    """The C walk skips ``share_link`` for an href with no share hint in its first
+    characters. Its hint search must agree with Python's at every place a hint can start,
+    the last places before the limit and the first after it included."""
+    outcomes = set()
+    for pad_length in range(SHARE_HINT_CHARS - 30, SHARE_HINT_CHARS + 2):
+        href = share_url.format(pad="s" * (pad_length - len("https://")) + ".")
+        html = f'<p>text <a href="{href}">share</a></p>'
+        c_body = _extract_with("c", html)
+        assert c_body == _extract_with("python", html), href
+        outcomes.add(bool(c_body.share_links))  # type: ignore[attr-defined]
+    assert outcomes == {True, False}, "the hrefs must put the hint on both sides of the limit"
 
 
 @needs_c_walker

@@ -75,6 +75,13 @@ static inline int char_set_has(const CharSet *set, Py_UCS4 c)
     return 0;
 }
 
+/* The byte pairs a tuple of ASCII parts start with, for a search for any of them: bit
+ * (a << 8 | b) is set when some part starts with bytes a, b, and every bit of row a when a
+ * part is the one byte a. In URLs most bytes start some share hint; far fewer pairs do. */
+typedef struct {
+    uint64_t bits[1024];
+} PairFilter;
+
 typedef struct {
     PyObject *tag_kinds;       /* dict tag -> kind */
     PyObject *rule_tags;       /* frozenset */
@@ -95,6 +102,7 @@ typedef struct {
     CharSet anchored_first, caption_first, meta_first, cjk_substring_first;
     Py_ssize_t caption_max_chars, meta_max_chars;
     PyObject *share_hint_parts; /* tuple of lower-case ASCII str */
+    PairFilter share_hint_pairs; /* the byte pairs share_hint_parts start with */
     /* tuples of lower-case ASCII str, for images */
     PyObject *decoration_attribute_parts, *decoration_src_parts, *placeholder_parts;
     PyObject *tracking_pixel_prefixes;
@@ -780,30 +788,67 @@ done:
     return status;
 }
 
+/* 1 when the part (non-empty ASCII str) of parts that some place of text starts with is
+ * there: the comparison after a filter said that place may match. */
+static int part_at(const char *text, Py_ssize_t length, Py_ssize_t at, PyObject *parts)
+{
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, j);
+        const char *part_data = (const char *)PyUnicode_DATA(part);
+        Py_ssize_t part_length = PyUnicode_GET_LENGTH(part);
+        if (part_data[0] == text[at] && part_length <= length - at &&
+            memcmp(text + at, part_data, (size_t)part_length) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* 1 when text[0:length] holds one of parts (a tuple of non-empty ASCII str), as Python's
  * any(part in text for part in parts): one pass over text, comparing only where some part's
  * first byte occurs. (glibc's strstr, a search per part, cost twice as much here.) */
 static int bytes_hold_any(const char *text, Py_ssize_t length, PyObject *parts)
 {
     uint64_t first_bytes[4] = {0, 0, 0, 0};
-    Py_ssize_t count = PyTuple_GET_SIZE(parts);
-    for (Py_ssize_t j = 0; j < count; j++) {
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
         unsigned char first = *(const unsigned char *)PyUnicode_DATA(PyTuple_GET_ITEM(parts, j));
         first_bytes[first >> 6] |= (uint64_t)1 << (first & 63);
     }
     for (Py_ssize_t at = 0; at < length; at++) {
         unsigned char byte = (unsigned char)text[at];
-        if (!((first_bytes[byte >> 6] >> (byte & 63)) & 1)) {
+        if (((first_bytes[byte >> 6] >> (byte & 63)) & 1) && part_at(text, length, at, parts)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void pair_filter_build(PairFilter *filter, PyObject *parts)
+{
+    memset(filter->bits, 0, sizeof(filter->bits));
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
+        PyObject *part = PyTuple_GET_ITEM(parts, j);
+        const unsigned char *data = (const unsigned char *)PyUnicode_DATA(part);
+        if (PyUnicode_GET_LENGTH(part) == 1) {
+            memset(filter->bits + data[0] * 4, 0xff, 4 * sizeof(uint64_t));
             continue;
         }
-        for (Py_ssize_t j = 0; j < count; j++) {
-            PyObject *part = PyTuple_GET_ITEM(parts, j);
-            const char *part_data = (const char *)PyUnicode_DATA(part);
-            Py_ssize_t part_length = PyUnicode_GET_LENGTH(part);
-            if ((unsigned char)part_data[0] == byte && part_length <= length - at &&
-                memcmp(text + at, part_data, (size_t)part_length) == 0) {
-                return 1;
-            }
+        unsigned pair = (unsigned)data[0] << 8 | data[1];
+        filter->bits[pair >> 6] |= (uint64_t)1 << (pair & 63);
+    }
+}
+
+/* bytes_hold_any, with the places to compare found by filter, built from parts: the share
+ * hints' first bytes occur at most places of a URL, their first pairs at few. text[length]
+ * must be readable (a NUL, say): it is the pair's second byte at the last place. */
+static int bytes_hold_any_filtered(const char *text, Py_ssize_t length, PyObject *parts,
+                                   const PairFilter *filter)
+{
+    const unsigned char *bytes = (const unsigned char *)text;
+    for (Py_ssize_t at = 0; at < length; at++) {
+        unsigned pair = (unsigned)bytes[at] << 8 | bytes[at + 1];
+        if (((filter->bits[pair >> 6] >> (pair & 63)) & 1) && part_at(text, length, at, parts)) {
+            return 1;
         }
     }
     return 0;
@@ -1300,7 +1345,8 @@ static int surely_not_shared(PyObject *href)
         prefix[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     prefix[length] = '\0';
-    return !bytes_hold_any(prefix, length, config.share_hint_parts);
+    return !bytes_hold_any_filtered(prefix, length, config.share_hint_parts,
+                                    &config.share_hint_pairs);
 }
 
 /* An anchor: a share link is recorded and its subtree discarded (returns KIND_SKIP); any other
@@ -2106,6 +2152,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
                                          "reason, then five tuples of lower-case ASCII str)");
         return NULL;
     }
+    pair_filter_build(&config.share_hint_pairs, config.share_hint_parts);
     config.share_hint_chars = PyLong_AsSsize_t(hint_chars);
     if (config.share_hint_chars < 0 || config.share_hint_chars > 500) {
         if (!PyErr_Occurred()) {
