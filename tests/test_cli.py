@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import os
@@ -48,6 +49,36 @@ def broadsheet(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess
         timeout=300,
         check=False,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_first_run_in_a_terminal_prints_no_telemetry_notice(tmp_path: Path) -> None:
+    """Prefect's SDK prints a notice about its telemetry on a user's first import in an
+    interactive terminal (not in CI, which it detects): ``broadsheet run`` turns telemetry
+    off, so a new user sees only the run's output."""
+    env = {name: os.environ[name] for name in ("PATH", "LANG") if name in os.environ}
+    env.update(HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"), TERM="xterm")
+    controller, terminal = os.openpty()
+    with subprocess.Popen(
+        [str(Path(sys.executable).with_name("broadsheet")), "run"],
+        cwd=tmp_path,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    ) as cli:
+        os.close(terminal)
+        output = b""
+        with contextlib.suppress(OSError):  # EIO once the CLI has closed the terminal
+            while chunk := os.read(controller, 65536):
+                output += chunk
+        os.close(controller)
+        assert cli.wait(timeout=300) == 0, output
+    text = output.decode("utf-8", "replace")
+    assert "articles written" in text, text
+    assert "telemetry" not in text.lower(), text
+    assert "usage data" not in text, text
 
 
 @pytest.mark.slow

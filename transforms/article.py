@@ -109,7 +109,7 @@ def parse_articles(
     The articles are those of ``parse_article``, computed a step at a time over the batch
     (headers, bodies, language, the rest) rather than a file at a time: each step's
     code and tables (CLD2's above all) then stay in the processor's caches, which made the
-    transform about a fifth faster on the real corpus (README, "Measured figures").
+    transform about a fifth faster on the real corpus (docs/performance-history.md).
     """
     outcomes: list[ParsedArticle | RejectError | None] = [None] * len(raws)
     envelopes = _each(outcomes, enumerate(raws), read_document)

@@ -128,7 +128,7 @@ def read_envelope(raw: bytes, start: int = 0) -> Envelope | None:
     ``parse_envelope`` (any file it would reject among them: it then says why).
 
     Decoding a whole file to read its header, and encoding its body back for libxml2, cost
-    about a tenth of the transform (README, "Measured figures")."""
+    about a tenth of the transform (docs/performance-history.md)."""
     native = speedups.module()
     header = native.read_header(raw, start) if native is not None else None
     if header is None:
