@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,7 +249,7 @@ def test_nesting_beyond_the_parser_limit_is_a_reject_not_silent_loss() -> None:
 
 
 _META_PIECES = (
-    *"0123456789０١/-: ,TZ+ſKı（()）a文图",
+    *"0123456789０١/-: ,TZ+ſKıİtT（()）a文图前\n\u3000",
     "2020-10-13",
     "Mon, 12 Oct 2020 19:33:56 GMT",
     "3分钟前",
@@ -269,9 +270,24 @@ _METAISH = st.lists(st.sampled_from(_META_PIECES), min_size=1, max_size=8).map("
 @example("北京网编：张三")
 @example("北京（路透社）")
 @example("１２/１０/２０２０ - 15:16")
+@example(" 文:")
+@example("\u3000文：张三")
+@example("İbc, 1 Jan 2020 10:00 GMT")
+@example("3分钟前\n")
+@example("北京（路透社）\n")
+@example("6月30日，新华社最新公布的数字")
 def test_meta_shortcut_never_changes_the_answer_of_the_meta_pattern(text: str) -> None:
     expected = len(text) <= body_module._META_MAX_CHARS and bool(body_module._META_TEXT.match(text))
     assert body_module._is_meta_text(text) == expected
+
+
+def test_only_t_and_capital_t_open_a_meta_line_that_starts_translated_by() -> None:
+    """The meta shortcut lets "translated by" lines through by their first character:
+    under IGNORECASE no other character matches that pattern's ``t``."""
+    pattern = re.compile("t", re.IGNORECASE)
+    opening = {chr(point) for point in range(0x110000) if pattern.fullmatch(chr(point))}
+    assert opening == {"t", "T"}
+    assert opening <= body_module._META_FIRST_CHARS
 
 
 def test_every_latin_text_rule_holds_a_stem_the_shortcut_looks_for() -> None:

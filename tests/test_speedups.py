@@ -12,6 +12,7 @@ import shutil
 import sysconfig
 import unicodedata
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from tests.test_body import _METAISH
 from transforms import RejectError, RejectReason, speedups
 from transforms import body as body_module
 from transforms.article import decode_document
@@ -390,6 +392,20 @@ def _extract_with(walker: str, html: str, url: str = "https://news.example/a/b.h
 @example("<p>Ordinary paragraph text of a news article.</p><p><strong>Short words</strong></p>")
 @example("<div><p>one</p>tail<figure><img src='a.jpg'><figcaption>cap</figcaption></figure></div>")
 def test_c_walk_gives_exactly_what_the_python_walk_gives(html: str) -> None:
+    assert _extract_with("c", html) == _extract_with("python", html)
+
+
+@needs_c_walker
+@settings(max_examples=500, deadline=None)
+@given(_METAISH)
+@example("6月30日，新华社最新公布的数字")
+@example("12/10/2020 - 15:16")
+@example("Mon, 12 Oct 2020 19:33:56 GMT")
+@example("3分钟前")
+def test_c_walk_sorts_meta_lines_as_the_python_walk_does(text: str) -> None:
+    """The C walk's test that a block cannot be a meta line (``may_be_meta``) must never
+    rule out one that ``_is_meta_text`` takes."""
+    html = f"<div><p>{escape(text)}</p><p>{escape(text)}<br>after</p></div>"
     assert _extract_with("c", html) == _extract_with("python", html)
 
 

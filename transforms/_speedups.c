@@ -429,21 +429,28 @@ static int may_be_caption(PyObject *text)
     return char_set_has(&config.caption_first, PyUnicode_READ_CHAR(text, 0));
 }
 
-/* 1 when transforms.body._is_meta_text may hold: its own cheap pre-tests. */
+/* 1 when transforms.body._is_meta_text may hold: its length limit and _may_be_meta_text. */
 static int may_be_meta(PyObject *text)
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    if (length > config.meta_max_chars) {
+    if (length == 0 || length > config.meta_max_chars) {
         return 0;
     }
-    Py_UCS4 first = PyUnicode_READ_CHAR(text, 0);
-    Py_UCS4 last = PyUnicode_READ_CHAR(text, length - 1);
-    if (Py_UNICODE_ISDECIMAL(first) || (first < 128 && Py_UNICODE_ISALPHA(first)) ||
-        last == ')' || last == 0xff09 || PyUnicode_FindChar(text, 0x7f16, 0, length, 1) >= 0 ||
-        PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0) {
-        return 1;
-    }
-    return char_set_has(&config.meta_first, first);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+#define CHAR_AT(i) ((i) < length ? PyUnicode_READ(kind, data, (i)) : (Py_UCS4)-1)
+    Py_UCS4 first = CHAR_AT(0);
+    Py_ssize_t end = PyUnicode_READ(kind, data, length - 1) == '\n' ? length - 1 : length;
+    Py_UCS4 last = end > 0 ? PyUnicode_READ(kind, data, end - 1) : (Py_UCS4)-1;
+    int may = last == ')' || last == 0xff09 ||
+              PyUnicode_FindChar(text, 0x7f16, 0, length, 1) >= 0 || /* 编 */
+              PyUnicode_FindChar(text, 0x7de8, 0, length, 1) >= 0 || /* 編 */
+              CHAR_AT(3) == ',' || char_set_has(&config.meta_first, first) ||
+              Py_UNICODE_ISSPACE(first) ||
+              (Py_UNICODE_ISDECIMAL(first) &&
+               (CHAR_AT(1) == '/' || CHAR_AT(2) == '/' || CHAR_AT(4) == '-' || last == 0x524d));
+#undef CHAR_AT
+    return may;
 }
 
 /* The truth of function(first, second), or -1 on error. */
@@ -1851,6 +1858,15 @@ static inline int char_class(Py_UCS4 c)
     return Py_UNICODE_ISSPACE(c) ? CHAR_SPACE : CHAR_OTHER;
 }
 
+/* Whether c is one of the characters most text is made of, which normalise_text keeps as they
+ * are and which need no NFC: printable ASCII but space, and (in text wider than Latin-1) the
+ * CJK ideographs U+4E00-U+9FFF. The scans below take them in two comparisons. */
+static inline __attribute__((always_inline)) int plain_char(int kind, Py_UCS4 c)
+{
+    return (Py_UCS4)(c - 0x21) <= 0x7e - 0x21 ||
+           (kind != PyUnicode_1BYTE_KIND && (Py_UCS4)(c - 0x4e00) <= 0x9fff - 0x4e00);
+}
+
 typedef struct {
     Py_ssize_t size;  /* characters of the result */
     Py_UCS4 maxchar;  /* largest character of the result */
@@ -1870,6 +1886,13 @@ static inline __attribute__((always_inline)) void scan_text_of_kind(int kind, co
     int started = 0, pending_space = 0, changed = 0, not_inert = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (plain_char(kind, c)) {
+            size += 1 + pending_space;
+            maxchar = maxchar > c ? maxchar : c; /* c > ' ', the pending space */
+            pending_space = 0;
+            started = 1;
+            continue;
+        }
         if (check_nfc && !nfc_inert(c)) {
             not_inert = 1;
         }
@@ -1918,7 +1941,7 @@ static inline __attribute__((always_inline)) void write_text_of_kind(int kind, c
     int started = 0, pending_space = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        int class = char_class(c);
+        int class = plain_char(kind, c) ? CHAR_OTHER : char_class(c);
         if (class == CHAR_ZERO_WIDTH) {
             continue;
         }

@@ -199,9 +199,10 @@ _META_TEXT = re.compile(
     r"reuters)[^)）]{0,20}[)）])$",
     re.IGNORECASE,
 )
-_META_FIRST_CHARS = frozenset("（(本翻编編译譯校核责責网網作撰记記文图圖摄攝ſKı")
-"""Characters other than digits and ASCII letters that a ``_META_TEXT`` match can start with
-(``ſ``, ``K`` and ``ı`` match ASCII letters under IGNORECASE)."""
+_META_FIRST_CHARS = frozenset("（(本翻编編译譯校核责責网網作撰记記文图圖摄攝tT")
+"""First characters that let a ``_META_TEXT`` match start without any of the other marks
+``_may_be_meta_text`` looks for: a credit line's opening parenthesis or word, "本文最初…",
+"translated by" (no other character folds to ``t`` under IGNORECASE: a test checks)."""
 _CAPTION_TEXT = re.compile(
     r"^(以下图片来自|以下圖片來自|图片来源|圖片來源|图片来自|圖片來自)"
     r"|^(来源|來源|图|圖|摄|攝|photo|source)\s*[：:]",
@@ -688,22 +689,37 @@ def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
 
 
 def _is_meta_text(text: str) -> bool:
-    """A short dateline, byline, credit or agency line. A cheap test of the first and last
-    characters (every ``_META_TEXT`` alternative needs one of them, or a 编/編) skips the
-    regex for most paragraphs."""
-    if len(text) > _META_MAX_CHARS:
-        return False
-    first = text[0]
-    if not (
-        first.isdecimal()
-        or (first.isascii() and first.isalpha())
-        or first in _META_FIRST_CHARS
-        or text[-1] in ")）"
-        or "编" in text
-        or "編" in text
-    ):
+    """A short dateline, byline, credit or agency line. ``_may_be_meta_text`` rules out
+    most paragraphs before the regex."""
+    if len(text) > _META_MAX_CHARS or not _may_be_meta_text(text):
         return False
     return _META_TEXT.match(text) is not None
+
+
+def _may_be_meta_text(text: str) -> bool:
+    """False only when ``_META_TEXT`` cannot match: every alternative needs one of these
+    marks, none of which case folding can produce. Its ``$`` also matches before a final
+    newline, so the last character is looked for before one. The C walk
+    (``transforms._speedups``) applies the same test."""
+    first = text[:1]
+    last = text[-2:-1] if text.endswith("\n") else text[-1:]
+    return (
+        last in (")", "）")  # an agency in parentheses
+        or "编" in text  # 责编, 网编 anywhere in the first 40 characters
+        or "編" in text
+        or text[3:4] == ","  # "Mon, 12 Oct 2020 19:33:56 GMT"
+        or first in _META_FIRST_CHARS
+        or first.isspace()  # a credit line's word after an opening parenthesis and spaces
+        or (
+            first.isdecimal()
+            and (
+                text[1:2] == "/"  # 17/02/2024 - 15:16
+                or text[2:3] == "/"
+                or text[4:5] == "-"  # 2020-10-13
+                or last == "前"  # 3分钟前
+            )
+        )
+    )
 
 
 def _is_caption_text(text: str, follows_image: bool) -> bool:
