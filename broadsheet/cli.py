@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -543,13 +544,33 @@ def _print_result(result: Result, output: OutputFormat) -> None:
         for row in result.rows:
             writer.writerow([_cell(to_json_value(value)) for value in row])
     else:
+        cells = [[_cell(to_json_value(value)) for value in row] for row in result.rows]
         table = Table(show_header=True)
         for column in result.columns:
             table.add_column(column, overflow="fold")
-        for row in result.rows:
-            table.add_row(*(_cell(to_json_value(value)) for value in row))
-        console.print(table)
+        unbounded = console.options.update_width(1_000_000)
+        if Measurement.get(console, unbounded, table).maximum > console.width:
+            _print_records(result.columns, cells)  # not even the column names fit
+        else:
+            for row_cells in cells:
+                table.add_row(*row_cells)
+            console.print(table)
         _say(f"{len(result.rows):,} row(s)")
+
+
+def _print_records(columns: Sequence[str], cells: Sequence[Sequence[str]]) -> None:
+    """Each row as lines of column and value, for results whose column names alone are wider
+    than the terminal: a table would squeeze every column to a few characters (``runs``'s
+    eleven in 80 columns)."""
+    for number, row_cells in enumerate(cells, 1):
+        record = Table(
+            show_header=False, box=None, title=f"row {number}", title_justify="left", pad_edge=False
+        )
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for column, cell in zip(columns, row_cells, strict=True):
+            record.add_row(column, cell)
+        console.print(record)
 
 
 def _cell(value: object) -> str:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from lxml import html as lxml_html
 from typer.testing import CliRunner
 
+from broadsheet import cli as cli_module
 from broadsheet.cli import app
 from broadsheet.data_dictionary import render
 from broadsheet.pipeline import run_ingest
@@ -90,6 +92,21 @@ def test_runs_lists_recent_runs(warehouse: Path) -> None:
     runs = json.loads(out)
     assert len(runs) == 1
     assert (runs[0]["files_seen"], runs[0]["articles_written"], runs[0]["rejected"]) == (23, 17, 6)
+
+
+@pytest.mark.parametrize(("width", "as_records"), [(80, True), (300, False)])
+def test_runs_in_a_narrow_terminal_prints_each_run_as_lines(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch, width: int, as_records: bool
+) -> None:
+    """Eleven column names do not fit in 80 columns: squeezed into a table, every value was
+    folded four characters a line. Each run then prints as one line per column instead."""
+    monkeypatch.setattr(cli_module.console, "width", width)
+    code, out, _ = invoke("runs", "-w", str(warehouse))
+    assert code == 0
+    run_id = json.loads(invoke("runs", "-w", str(warehouse), "-f", "json")[1])[0]["run_id"]
+    assert bool(re.search(rf"^run_id +{run_id} *$", out, re.MULTILINE)) is as_records, out
+    assert ("┃ run_id" in out) is not as_records, out
+    assert all(len(line) <= width for line in out.splitlines())
 
 
 def test_show_by_url_or_id(warehouse: Path) -> None:
