@@ -795,8 +795,8 @@ done:
     return status;
 }
 
-/* 1 when the part (non-empty ASCII str) of parts that some place of text starts with is
- * there: the comparison after a filter said that place may match. */
+/* 1 when one of parts (a tuple of non-empty ASCII str) occurs in text[0:length] at place
+ * `at`: the comparison, once a filter has said that some part may start there. */
 static int part_at(const char *text, Py_ssize_t length, Py_ssize_t at, PyObject *parts)
 {
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(parts); j++) {
