@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from broadsheet.warehouse_commit import MAX_PARTITION_FILES
+from broadsheet.warehouse_commit import LOG_TABLES, MAX_PARTITION_FILES
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     PARTITIONED_TABLES,
@@ -55,6 +55,12 @@ def render() -> str:
                 f"Hive-partitioned by {keys} (int) of `published_at` in UTC: "
                 f"`{table}/year=2024/month=2/part-0.parquet`, `part-1.parquet`, ... (at most "
                 f"{MAX_PARTITION_FILES} files a partition).",
+                "",
+            ]
+        elif table in LOG_TABLES:
+            lines += [
+                f"`{table}/part-0.parquet`, `part-1.parquet`, ...: each run that adds rows adds "
+                f"a file (at most {MAX_PARTITION_FILES}; then they are merged into `part-0`).",
                 "",
             ]
         else:

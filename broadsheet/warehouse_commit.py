@@ -4,7 +4,9 @@ Layout under the warehouse root::
 
     articles/year=YYYY/month=M/part-<n>.parquet        at most MAX_PARTITION_FILES a partition
     article_versions/year=YYYY/month=M/part-<n>.parquet
-    rejects/part-0.parquet   skips/part-0.parquet   ledger/part-0.parquet   runs/part-0.parquet
+    rejects/part-<n>.parquet  skips/part-<n>.parquet  ledger/part-<n>.parquet   at most
+                              MAX_PARTITION_FILES a table (LOG_TABLES)
+    runs/part-0.parquet       one file
     _lock                     held (flock) by the run writing the warehouse
     _journal.json             present only while a commit is being applied
     _staging/<run_id>/        private to a run; never inside a table directory
@@ -46,7 +48,6 @@ from broadsheet.resolve import ARTICLES, VERSIONS, Partition, StoredVersion, Ver
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
-    LEDGER_SCHEMA,
     PARTITIONED_TABLES,
     SCHEMA_VERSION,
     TABLE_SCHEMAS,
@@ -56,12 +57,16 @@ STAGING_DIRNAME = "_staging"
 JOURNAL_NAME = "_journal.json"
 LOCK_NAME = "_lock"
 DATA_FILE = "part-0.parquet"
-"""The file of an unpartitioned table, and the first file of a partition."""
+"""The file of the ``runs`` table, and the first file of a partition or a log table."""
 PART_FILE = re.compile(r"part-(\d+)\.parquet")
 """Names of a partition's data files; each commit that adds rows adds the next number."""
 MAX_PARTITION_FILES = 8
-"""Files a partition may hold. A commit that would leave more merges them all into one, so a
-partition's rows are rewritten once every few commits that add to it, not by every one."""
+"""Files a partition or a log table may hold. A commit that would leave more merges them all
+into one, so stored rows are rewritten once every few commits that add to them, not by every
+one."""
+LOG_TABLES = ("rejects", "skips", "ledger")
+"""Unpartitioned tables a run adds a file to, rather than rewriting them whole: a run over a
+growing archive then writes what it adds, not the archive's history."""
 _COMPRESSION = "zstd"
 _HIVE = ds.partitioning(
     pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
@@ -96,8 +101,12 @@ class Warehouse:
         return self.root / table
 
     def table_file(self, table: str) -> Path:
-        """The single file of an unpartitioned table."""
+        """The first file of an unpartitioned table (the only one of ``runs``)."""
         return self.root / table / DATA_FILE
+
+    def table_files(self, table: str) -> list[Path]:
+        """The data files of an unpartitioned table, oldest first (``part-<n>.parquet``)."""
+        return _part_files(self.table_dir(table))
 
     def partition_dir(self, partition: Partition) -> Path:
         """Directory of one partition of a partitioned table."""
@@ -258,7 +267,7 @@ class CommitPlan:
     removals: Mapping[Partition, set[str]]
     moves: Mapping[str, tuple[Partition, str]]
     log_rows: Mapping[str, pa.Table]
-    """New rows of the unpartitioned log tables: rejects, skips, runs."""
+    """New rows of the other unpartitioned tables: rejects, skips, runs."""
     ledger_rows: pa.Table
     """Ledger rows of the files this run read: they replace rows with the same path."""
     file_metadata: Mapping[bytes, bytes]
@@ -277,26 +286,9 @@ def commit(warehouse: Warehouse, run_id: str, plan: CommitPlan) -> list[Path]:
         operations += [op for op in phase_one if _table_of(warehouse, op[1]) == table]
     for table in (ARTICLES, VERSIONS):
         operations += [op for op in finals if _table_of(warehouse, op[1]) == table]
-    for table, rows in plan.log_rows.items():
-        path = warehouse.table_file(table)
-        if table != "runs" and (rows.num_rows or not path.exists() or _is_outdated(path)):
-            merged = _append(warehouse, table, rows)
-            operations.append(
-                (
-                    _stage(merged, staging / table / DATA_FILE, plan.file_metadata),
-                    str(warehouse.table_file(table)),
-                )
-            )
-    ledger_path = warehouse.table_file("ledger")
-    if plan.ledger_rows.num_rows or (ledger_path.exists() and _is_outdated(ledger_path)):
-        operations.append(
-            (
-                _stage_ledger(
-                    warehouse, plan.ledger_rows, staging / "ledger" / DATA_FILE, plan.file_metadata
-                ),
-                str(ledger_path),
-            )
-        )
+    for table in LOG_TABLES:
+        rows = plan.ledger_rows if table == "ledger" else plan.log_rows[table]
+        operations += _log_table_changes(warehouse, table, rows, staging, plan.file_metadata)
     runs = _upsert_runs(warehouse, plan.log_rows["runs"])
     operations.append(
         (
@@ -615,11 +607,13 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def read_table(warehouse: Warehouse, table: str) -> pa.Table | None:
-    """An unpartitioned table in the current schema, or None when it has no file yet."""
-    path = warehouse.table_file(table)
-    if not path.exists():
+    """An unpartitioned table (all its files) in the current schema, or None when it has no
+    file yet."""
+    files = warehouse.table_files(table)
+    if not files:
         return None
-    return _conform(pq.read_table(path), TABLE_SCHEMAS[table])
+    schema = TABLE_SCHEMAS[table]
+    return pa.concat_tables([_conform(pq.read_table(path), schema) for path in files])
 
 
 def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:
@@ -645,12 +639,6 @@ def _table_part_files(warehouse: Warehouse, table: str) -> list[Path]:
     return [path for directory in directories for path in _part_files(directory)]
 
 
-def _append(warehouse: Warehouse, table: str, rows: pa.Table) -> pa.Table:
-    old = read_table(warehouse, table)
-    new = _conform(rows, TABLE_SCHEMAS[table])
-    return new if old is None else pa.concat_tables([old, new])
-
-
 def _upsert_runs(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
     """The runs table with ``rows`` in place of earlier rows of the same runs: a run that
     commits in waves rewrites its own row with its counts so far."""
@@ -662,42 +650,99 @@ def _upsert_runs(warehouse: Warehouse, rows: pa.Table) -> pa.Table:
     return pa.concat_tables([old.filter(pc.invert(replaced)), new])
 
 
-LEDGER_READ_ROWS = 65_536
-"""Ledger rows ``_stage_ledger`` holds at a time while it merges a run's rows in."""
+LOG_READ_ROWS = 65_536
+"""Rows of a stored log-table file held at a time while it is rewritten."""
 
 
-def _stage_ledger(
-    warehouse: Warehouse, rows: pa.Table, path: Path, metadata: Mapping[bytes, bytes]
+def _log_table_changes(
+    warehouse: Warehouse,
+    table: str,
+    rows: pa.Table,
+    staging: Path,
+    metadata: Mapping[bytes, bytes],
+) -> list[tuple[str, str]]:
+    """Stage a run's ``rows`` of a log table (``LOG_TABLES``); return the journal operations
+    that install them.
+
+    The rows become the table's next file, and stored files are left alone, except:
+    ledger files holding a path the run read again (its new row replaces the old), and files
+    of an older schema, are rewritten without those rows or in the current schema; and a
+    commit that would leave more than ``MAX_PARTITION_FILES`` files merges them all into
+    ``part-0.parquet``. Rows leaving a file are taken out before the new file is installed,
+    so a reader never sees a path twice. Stored files are read a slice at a time. Every
+    table but the ledger (which only records reads) keeps a file, empty if need be."""
+    files = warehouse.table_files(table)
+    new = _conform(rows, TABLE_SCHEMAS[table])
+    if table == "ledger":
+        new = new.sort_by([("source_path", "ascending")])
+    replaced = (
+        pc.unique(new.column("source_path"))
+        if table == "ledger" and new.num_rows
+        else pa.array([], pa.string())
+    )
+    adding = new.num_rows > 0 or (not files and table != "ledger")
+
+    def stage(target: Path, pieces: Iterator[pa.Table]) -> str:
+        staged = staging / table / target.name
+        return _stage_log_file(staged, table, pieces, metadata, keep_empty=table != "ledger")
+
+    operations: list[tuple[str, str]] = []
+    if files and len(files) + adding > MAX_PARTITION_FILES:
+        operations += [("", str(path)) for path in files[1:]]
+        pieces = [_log_file_slices(path, table, replaced) for path in files] + [iter([new])]
+        merged = stage(files[0], (piece for slices in pieces for piece in slices))
+        operations.append((merged, str(files[0])))
+        return operations
+    for path in files:
+        if (len(replaced) and _holds_path(path, replaced)) or _is_outdated(path):
+            kept = stage(path, _log_file_slices(path, table, replaced))
+            operations.append((kept, str(path)))
+    if adding:
+        target = warehouse.table_dir(table) / _next_part_name(files)
+        operations.append((stage(target, iter([new])), str(target)))
+    return operations
+
+
+def _holds_path(path: Path, paths: pa.Array) -> bool:
+    """Whether a stored log-table file has a row for one of ``paths`` (reads its path column)."""
+    stored = pq.read_table(path, columns=["source_path"], partitioning=None).column(0)
+    return bool(pc.any(pc.is_in(stored, paths)).as_py())
+
+
+def _log_file_slices(path: Path, table: str, replaced: pa.Array) -> Iterator[pa.Table]:
+    """A stored log-table file a slice at a time, in the current schema, less the rows of the
+    ``replaced`` paths."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=LOG_READ_ROWS):
+        rows = _conform(pa.Table.from_batches([batch]), TABLE_SCHEMAS[table])
+        if len(replaced):
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("source_path"), replaced)))
+        yield rows
+
+
+def _stage_log_file(
+    path: Path,
+    table: str,
+    pieces: Iterator[pa.Table],
+    metadata: Mapping[bytes, bytes],
+    *,
+    keep_empty: bool,
 ) -> str:
-    """Stage the ledger with ``rows`` in place of the rows of the same paths, sorted by path.
-
-    Streamed: the stored ledger (sorted by path, as this function writes it) is read a slice
-    at a time and merged with the new rows, so memory holds one slice and the run's rows, not
-    the ledger of the whole archive. An unsorted ledger still loses and repeats no row."""
-    new = _conform(rows, LEDGER_SCHEMA).sort_by([("source_path", "ascending")])
-    new_paths = new.column("source_path")
-    ordered_paths = new_paths.to_pylist()
-    old_path = warehouse.table_file("ledger")
-    schema = LEDGER_SCHEMA.remove_metadata().with_metadata(dict(metadata))
+    """Write ``pieces`` to ``path`` and make the file durable; "" (no file: the journal then
+    deletes the target) when they hold no row, unless ``keep_empty``."""
+    schema = TABLE_SCHEMAS[table].remove_metadata().with_metadata(dict(metadata))
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with pq.ParquetWriter(path, schema, compression=_COMPRESSION) as writer:
-        if old_path.exists():
-            for batch in pq.ParquetFile(old_path).iter_batches(batch_size=LEDGER_READ_ROWS):
-                old = _conform(pa.Table.from_batches([batch]), LEDGER_SCHEMA)
-                if old.num_rows == 0:
-                    continue
-                kept = old.filter(pc.invert(pc.is_in(old.column("source_path"), new_paths)))
-                last = old.column("source_path")[-1].as_py()
-                upto = max(written, bisect.bisect_right(ordered_paths, last))
-                merged = pa.concat_tables([kept, new.slice(written, upto - written)])
-                writer.write_table(merged.sort_by([("source_path", "ascending")]))
-                written = upto
-        writer.write_table(new.slice(written))
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-    kill_point(f"staged:{staged_name(path)}")
-    return str(path)
+        for piece in pieces:
+            if piece.num_rows:
+                writer.write_table(piece)
+                written += piece.num_rows
+        if not written and keep_empty:
+            writer.write_table(schema.empty_table())
+    if not written and not keep_empty:
+        path.unlink()
+        return ""
+    return _finish_staged(path)
 
 
 def _stage(table: pa.Table, path: Path, metadata: Mapping[bytes, bytes]) -> str:

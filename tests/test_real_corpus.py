@@ -22,7 +22,7 @@ def test_every_real_file_lands_in_exactly_one_outcome(corpus_dir: Path, tmp_path
     summary = ingest([str(real)], str(tmp_path / "warehouse"))
     root = summary.warehouse
 
-    ledger = pl.read_parquet(root / "ledger" / "part-0.parquet")
+    ledger = pl.read_parquet(root / "ledger" / "*.parquet")
     assert ledger.height == ledger.get_column("source_path").n_unique() == len(on_disk) == 3604
     assert set(ledger.get_column("source_path")) == on_disk
 

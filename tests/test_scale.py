@@ -33,7 +33,7 @@ from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.read_inputs import InputFile
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
 from broadsheet.warehouse_commit import MAX_PARTITION_FILES, PART_FILE, open_warehouse
-from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA
+from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION
 from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article
 
 LEDGER_IDENTITY = ["source_path", "size", "mtime_ns", "content_sha256", "article_id"]
@@ -74,7 +74,7 @@ def versions_dir(tmp_path: Path) -> Path:
 
 
 def _ledger(warehouse: Path, columns: list[str]) -> pl.DataFrame:
-    return pl.read_parquet(warehouse / "ledger" / "part-0.parquet").select(columns).sort(columns)
+    return pl.read_parquet(warehouse / "ledger" / "*.parquet").select(columns).sort(columns)
 
 
 def _runs(warehouse: Path) -> pl.DataFrame:
@@ -167,7 +167,7 @@ def test_a_run_killed_between_waves_keeps_them_and_the_next_run_reads_the_rest(
     runs = _runs(warehouse)
     assert runs.height == 1
     _assert_runs_reconcile(runs)
-    assert pl.read_parquet(warehouse / "ledger" / "part-0.parquet").height == 3
+    assert pl.read_parquet(warehouse / "ledger" / "*.parquet").height == 3
 
     rest = run_ingest(paths, str(warehouse))
     assert rest.count(Outcome.UNCHANGED) == 3
@@ -302,16 +302,21 @@ _PATHS = st.text(
 )
 
 
-@settings(max_examples=60, deadline=None)
+CURRENT_SCHEMA = {b"broadsheet.schema_version": str(SCHEMA_VERSION).encode()}
+"""File metadata that makes a stored file current: older files are rewritten."""
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     old_paths=st.sets(_PATHS, max_size=25),
     new_paths=st.sets(_PATHS, max_size=12),
+    stored_files=st.integers(min_value=1, max_value=MAX_PARTITION_FILES),
     slice_rows=st.integers(min_value=1, max_value=5),
 )
-def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
-    old_paths: set[str], new_paths: set[str], slice_rows: int
+def test_ledger_commit_keeps_every_path_once_with_the_newest_row(
+    old_paths: set[str], new_paths: set[str], stored_files: int, slice_rows: int
 ) -> None:
-    def rows(paths: set[str], run_id: str) -> pa.Table:
+    def rows(paths: list[str], run_id: str) -> pa.Table:
         return _ledger_rows(
             *(
                 {
@@ -325,29 +330,123 @@ def test_streamed_ledger_merge_keeps_every_path_once_with_the_newest_row(
             )
         )
 
-    old, new = rows(old_paths, "old"), rows(new_paths, "new")
+    old, new = rows(sorted(old_paths), "old"), rows(sorted(new_paths), "new")
     with tempfile.TemporaryDirectory() as directory:
         warehouse = open_warehouse(Path(directory) / "warehouse")
-        stored = warehouse.table_file("ledger")
-        stored.parent.mkdir(parents=True)
-        pq.write_table(old.sort_by("source_path"), stored)
-        original = warehouse_commit.LEDGER_READ_ROWS
-        warehouse_commit.LEDGER_READ_ROWS = slice_rows
+        warehouse.table_dir("ledger").mkdir(parents=True)
+        for number in range(stored_files):
+            part = old.take(pa.array(range(number, old.num_rows, stored_files), pa.int64()))
+            pq.write_table(
+                part.replace_schema_metadata(CURRENT_SCHEMA),
+                warehouse.table_dir("ledger") / f"part-{number}.parquet",
+            )
+        original = warehouse_commit.LOG_READ_ROWS
+        warehouse_commit.LOG_READ_ROWS = slice_rows
         try:
-            staged = warehouse_commit._stage_ledger(
-                warehouse,
-                new,
-                warehouse.staging_dir("r") / "commit" / "ledger" / "part-0.parquet",
-                {b"k": b"v"},
+            operations = warehouse_commit._log_table_changes(
+                warehouse, "ledger", new, warehouse.staging_dir("r") / "commit", {b"k": b"v"}
             )
         finally:
-            warehouse_commit.LEDGER_READ_ROWS = original
-        merged = pq.read_table(staged)
+            warehouse_commit.LOG_READ_ROWS = original
+        warehouse_commit._apply(warehouse, operations)
+        files = warehouse.table_files("ledger")
+        stored = warehouse_commit.read_table(warehouse, "ledger")
+        installed = [pq.read_schema(Path(target)) for staged, target in operations if staged]
 
     expected = {row["source_path"]: row for row in old.to_pylist()}
     expected.update({row["source_path"]: row for row in new.to_pylist()})
-    assert merged.to_pylist() == [expected[path] for path in sorted(expected)]
-    assert merged.schema.metadata == {b"k": b"v"}
+    assert stored is not None
+    assert sorted(stored.to_pylist(), key=lambda row: row["source_path"]) == [
+        expected[path] for path in sorted(expected)
+    ]
+    assert len(files) <= MAX_PARTITION_FILES
+    if new_paths and stored_files < MAX_PARTITION_FILES:
+        stored_paths = old.column("source_path").to_pylist()
+        emptied = [
+            number
+            for number in range(stored_files)
+            if (part := set(stored_paths[number::stored_files])) and part <= new_paths
+        ]
+        assert len(files) == stored_files + 1 - len(emptied)
+    assert all(schema.metadata == {b"k": b"v"} for schema in installed)
+
+
+def test_runs_over_new_files_add_log_files_and_leave_stored_ones_alone(
+    tmp_path: Path,
+) -> None:
+    """A run that reads only new paths writes its ledger, rejects and skips rows as each
+    table's next file; the ninth file folds them all into part-0."""
+    inputs, warehouse = tmp_path / "in", tmp_path / "wh"
+    inputs.mkdir()
+    stamps: dict[str, int] = {}
+    for run in range(MAX_PARTITION_FILES + 1):
+        (inputs / f".hidden-{run}.md").write_text("x", encoding="utf-8")
+        write_article(
+            inputs,
+            f"{run:02d}.md",
+            url=f"https://news.example/{run}",
+            epoch_ms=JAN_2024 + run * DAY,
+            text=f"Story {run}.",
+        )
+        (inputs / f"{run:02d}-empty.md").write_text("", encoding="utf-8")
+        run_ingest([str(inputs)], str(warehouse))
+        names = {
+            table: sorted(path.name for path in (warehouse / table).glob("*.parquet"))
+            for table in ("ledger", "rejects", "skips")
+        }
+        if run < MAX_PARTITION_FILES:
+            assert (
+                names["ledger"] == names["rejects"] == [f"part-{n}.parquet" for n in range(run + 1)]
+            )
+            assert names["skips"] == [f"part-{n}.parquet" for n in range(run + 1)]
+            for number in range(run):
+                path = warehouse / "ledger" / f"part-{number}.parquet"
+                assert path.stat().st_mtime_ns == stamps.setdefault(
+                    path.name, path.stat().st_mtime_ns
+                )
+        else:
+            assert names["ledger"] == names["rejects"] == names["skips"] == ["part-0.parquet"]
+        ledger = pl.read_parquet(warehouse / "ledger" / "*.parquet")
+        assert ledger.height == 2 * (run + 1)
+        assert ledger.get_column("source_path").is_unique().all()
+        assert pl.read_parquet(warehouse / "rejects" / "*.parquet").height == run + 1
+        assert pl.read_parquet(warehouse / "skips" / "*.parquet").height == run + 1
+
+
+def test_a_file_read_again_replaces_its_ledger_row_in_the_file_that_held_it(
+    tmp_path: Path,
+) -> None:
+    inputs, warehouse = tmp_path / "in", tmp_path / "wh"
+    inputs.mkdir()
+    for index in range(2):
+        write_article(
+            inputs,
+            f"{index}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024,
+            text=f"Story {index}.",
+        )
+        run_ingest([str(inputs)], str(warehouse))
+    first = warehouse / "ledger" / "part-0.parquet"
+    second = warehouse / "ledger" / "part-1.parquet"
+    untouched = second.stat().st_mtime_ns
+    write_article(
+        inputs, "0.md", url="https://news.example/0", epoch_ms=JAN_2024 + DAY, text="Later."
+    )
+    run_ingest([str(inputs)], str(warehouse))
+
+    assert sorted(path.name for path in (warehouse / "ledger").glob("*.parquet")) == [
+        "part-1.parquet",
+        "part-2.parquet",
+    ]
+    assert not first.exists()
+    assert second.stat().st_mtime_ns == untouched
+    ledger = pl.read_parquet(warehouse / "ledger" / "*.parquet").sort("source_path")
+    assert ledger.get_column("source_path").is_unique().all()
+    assert ledger.height == 2
+    assert ledger.get_column("outcome").to_list() == ["article_written", "article_written"]
+    (newest,) = pl.read_parquet(warehouse / "ledger" / "part-2.parquet").to_dicts()
+    assert newest["source_path"].endswith("0.md")
 
 
 _NASTY_TEXT = st.one_of(
