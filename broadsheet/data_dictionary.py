@@ -41,7 +41,7 @@ def render() -> str:
         "# Broadsheet data dictionary",
         "",
         "Generated from `schemas/tables.py` by `broadsheet dictionary`; do not edit by hand "
-        "(`tests/test_data_dictionary.py` fails when it is out of date).",
+        "(`tests/test_consume.py` fails when it is out of date).",
         "",
         f"Schema version {SCHEMA_VERSION}. Each table is a directory of Parquet files under "
         "the warehouse root.",

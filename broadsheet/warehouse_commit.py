@@ -704,9 +704,10 @@ def _log_table_changes(
 
 
 def _holds_path(path: Path, paths: pa.Array) -> bool:
-    """Whether a stored log-table file has a row for one of ``paths`` (reads its path column)."""
-    stored = pq.read_table(path, columns=["source_path"], partitioning=None).column(0)
-    return bool(pc.any(pc.is_in(stored, paths)).as_py())
+    """Whether a stored log-table file has a row for one of ``paths`` (reads its path column
+    a slice at a time: a merged ledger file can hold millions of paths)."""
+    slices = pq.ParquetFile(path).iter_batches(batch_size=LOG_READ_ROWS, columns=["source_path"])
+    return any(pc.any(pc.is_in(stored.column(0), paths)).as_py() for stored in slices)
 
 
 def _log_file_slices(path: Path, table: str, replaced: pa.Array) -> Iterator[pa.Table]:
