@@ -78,6 +78,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     after_a = root / "after-a"
     run_ingest([str(a)], str(after_a))
+    # A file of run A changed before run B: B reads it again, so its ledger row replaces
+    # the old one in the ledger file that held it (a rewrite), beside the new file B adds.
+    _article(a, "a0.md", "https://news.example/0", JAN_2024 + DAY, "Story 0, changed.")
     reference = root / "reference"
     shutil.copytree(after_a, reference)
     run_ingest([str(a), str(b)], str(reference))
@@ -152,7 +155,9 @@ def _injected_kill_points(scenario: dict[str, Path]) -> list[str]:
     shutil.copytree(scenario["after_a"], probe)
     assert _run_b(scenario, probe, kill_at="journal-written") == -signal.SIGKILL
     operations = json.loads((probe / JOURNAL_NAME).read_text())["operations"]
-    batches = len(list(scenario["b"].glob("[!.]*.md")))  # one file a batch; A's are unchanged
+    ledger_files = {Path(target).name for staged, target in operations if "/ledger/" in target}
+    assert ledger_files == {"part-0.parquet", "part-1.parquet"}, "B must rewrite and add"
+    batches = len(list(scenario["b"].glob("[!.]*.md"))) + 1  # a batch a file: B's and a0.md
     return [
         "locked",
         "recovered",
@@ -170,7 +175,7 @@ def _injected_kill_points(scenario: dict[str, Path]) -> list[str]:
 def test_sigkill_at_any_point_loses_and_duplicates_nothing(scenario: dict[str, Path]) -> None:
     reference = _content(scenario["reference"])
     assert reference["articles"].height == 11
-    assert reference["article_versions"].height == 2
+    assert reference["article_versions"].height == 3
 
     points: list[tuple[str, str | None, float | None]] = [
         (name, name, None) for name in _injected_kill_points(scenario)
