@@ -34,7 +34,7 @@ from broadsheet.read_inputs import InputFile
 from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
 from broadsheet.warehouse_commit import MAX_PARTITION_FILES, PART_FILE, open_warehouse
 from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION
-from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article
+from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article, write_story
 
 LEDGER_IDENTITY = ["source_path", "size", "mtime_ns", "content_sha256", "article_id"]
 """Ledger columns a run in waves must agree on with a run in one commit (the outcome may
@@ -381,13 +381,7 @@ def test_runs_over_new_files_add_log_files_and_leave_stored_ones_alone(
     stamps: dict[str, int] = {}
     for run in range(MAX_PARTITION_FILES + 1):
         (inputs / f".hidden-{run}.md").write_text("x", encoding="utf-8")
-        write_article(
-            inputs,
-            f"{run:02d}.md",
-            url=f"https://news.example/{run}",
-            epoch_ms=JAN_2024 + run * DAY,
-            text=f"Story {run}.",
-        )
+        write_story(inputs, run)
         (inputs / f"{run:02d}-empty.md").write_text("", encoding="utf-8")
         run_ingest([str(inputs)], str(warehouse))
         names = {

@@ -301,7 +301,7 @@ def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_p
     assert pl.read_parquet(warehouse / "skips" / "*.parquet").height == 1
 
 
-def _write_story(inputs: Path, index: int) -> None:
+def write_story(inputs: Path, index: int) -> None:
     """Story ``index`` of January 2024, published ``index`` days into the month."""
     write_article(
         inputs,
@@ -318,7 +318,7 @@ def test_a_partition_holds_at_most_a_few_files_over_many_runs(tmp_path: Path) ->
     partition = warehouse / "articles" / "year=2024" / "month=1"
     file_counts = []
     for index in range(2 * MAX_PARTITION_FILES + 2):
-        _write_story(inputs, index)
+        write_story(inputs, index)
         ingest(inputs, warehouse)
         files = sorted(partition.iterdir())
         assert all(PART_FILE.fullmatch(path.name) for path in files), files
@@ -340,7 +340,7 @@ def test_a_run_rewrites_only_the_stored_files_that_lose_rows(tmp_path: Path) -> 
     warehouse = tmp_path / "warehouse"
     partition = warehouse / "articles" / "year=2024" / "month=1"
     for index in range(3):
-        _write_story(inputs, index)
+        write_story(inputs, index)
         ingest(inputs, warehouse)
     before = {path.name: path.stat().st_ino for path in partition.iterdir()}
     assert sorted(before) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
