@@ -9,7 +9,8 @@ Object stores have no atomic rename and no lock, so a run does not commit there 
 4. it pushes what the run changed: first a marker object (``_push.json``) listing every upload
    (with its SHA-256) and deletion, then the deletions (partition files that a merge folded
    into another, or that lost all their rows), then the files, tables in ``PUSH_ORDER`` (data
-   first, the ledger after them, the runs row last), then it removes the marker.
+   first, the ledger after them, the runs row last) and, within a table, rewritten files
+   before new ones, then it removes the marker.
 
 Each object appears whole (a PUT is atomic), but a reader listing the tables during step 4 may
 see some files of the run and not others. Deleting first means such a reader may miss rows
@@ -26,7 +27,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,7 +108,9 @@ def pull(remote: str, local: Path) -> None:
 def push(remote: str, local: Path, before: dict[str, _Stat]) -> None:
     """Upload what changed in ``local`` since ``before`` and delete what it removed."""
     after = table_files(local)
-    uploads = sorted((r for r in after if before.get(r) != after[r]), key=_push_rank)
+    uploads = sorted(
+        (r for r in after if before.get(r) != after[r]), key=lambda r: _push_rank(r, before)
+    )
     deletions = sorted(before.keys() - after.keys())
     if not uploads and not deletions:
         return
@@ -133,7 +136,7 @@ def _finish_interrupted_push(remote: str, local: Path) -> None:
                 f"copy ({local}) does not hold its files; re-run on the machine that started "
                 "it, or restore the warehouse from a backup"
             )
-    _apply_push(remote, local, sorted(uploads, key=_push_rank), marker["deletions"])
+    _apply_push(remote, local, list(uploads), marker["deletions"])  # the push's own order
 
 
 def _apply_push(remote: str, local: Path, uploads: list[str], deletions: list[str]) -> None:
@@ -176,10 +179,13 @@ def _write_manifest(remote: str, local: Path) -> None:
     os.replace(temporary, local / MANIFEST)
 
 
-def _push_rank(relative: str) -> tuple[int, str]:
+def _push_rank(relative: str, before: Mapping[str, _Stat]) -> tuple[int, bool, str]:
+    """Upload order: table by table (``PUSH_ORDER``), and within a table the files that were
+    there before (rewritten without rows that are leaving them) ahead of new files (which
+    may hold those rows again), so that a reader of the store never sees a row twice."""
     table = relative.split("/", 1)[0]
     rank = PUSH_ORDER.index(table) if table in PUSH_ORDER else len(PUSH_ORDER)
-    return rank, relative
+    return rank, relative not in before, relative
 
 
 def _sha256(path: Path) -> str:

@@ -229,3 +229,33 @@ def test_a_push_deletes_merged_away_files_before_it_uploads(
         ("upload", f"s3://bucket/w/{partition}/part-0.parquet"),
         ("delete", f"s3://bucket/w/{PUSH_MARKER}"),
     ]
+
+
+def test_a_push_uploads_a_tables_rewritten_files_before_its_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ledger file rewritten without a path the run read again, and the new file holding
+    # that path's new row: the new file first would let a reader see the path twice.
+    local = tmp_path / "copy"
+    partition = "articles/year=2024/month=1"
+    rewritten = ["ledger/part-2.parquet", f"{partition}/part-1.parquet"]
+    added = ["ledger/part-10.parquet", f"{partition}/part-3.parquet"]
+    for relative in [*rewritten, *added, "runs/part-0.parquet"]:
+        (local / relative).parent.mkdir(parents=True, exist_ok=True)
+        (local / relative).write_bytes(b"after")
+    before = {relative: (1, 1) for relative in [*rewritten, "runs/part-0.parquet"]}
+    uploads: list[str] = []
+    monkeypatch.setattr(object_store, "write_bytes", lambda url, data: uploads.append(url))
+    monkeypatch.setattr(object_store, "delete", lambda url: None)
+    monkeypatch.setattr(warehouse_sync, "_write_manifest", lambda remote, local: None)
+
+    warehouse_sync.push("s3://bucket/w", local, before)
+
+    assert uploads == [
+        f"s3://bucket/w/{PUSH_MARKER}",
+        f"s3://bucket/w/{partition}/part-1.parquet",
+        f"s3://bucket/w/{partition}/part-3.parquet",
+        "s3://bucket/w/ledger/part-2.parquet",
+        "s3://bucket/w/ledger/part-10.parquet",
+        "s3://bucket/w/runs/part-0.parquet",
+    ]
