@@ -60,7 +60,7 @@ def render() -> str:
         elif table in LOG_TABLES:
             lines += [
                 f"`{table}/part-0.parquet`, `part-1.parquet`, ...: each run that adds rows adds "
-                f"a file (at most {MAX_PARTITION_FILES}; then they are merged into `part-0`).",
+                f"a file (at most {MAX_PARTITION_FILES}; then they are merged into the first).",
                 "",
             ]
         else:

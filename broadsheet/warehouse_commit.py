@@ -667,8 +667,8 @@ def _log_table_changes(
     The rows become the table's next file, and stored files are left alone, except:
     ledger files holding a path the run read again (its new row replaces the old), and files
     of an older schema, are rewritten without those rows or in the current schema; and a
-    commit that would leave more than ``MAX_PARTITION_FILES`` files merges them all into
-    ``part-0.parquet``. Rows leaving a file are taken out before the new file is installed,
+    commit that would leave more than ``MAX_PARTITION_FILES`` files merges them all into the
+    first. Rows leaving a file are taken out before the new file is installed,
     so a reader never sees a path twice. Stored files are read a slice at a time. Every
     table but the ledger (which only records reads) keeps a file, empty if need be."""
     files = warehouse.table_files(table)
