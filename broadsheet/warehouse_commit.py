@@ -731,15 +731,12 @@ def _stage_log_file(
     """Write ``pieces`` to ``path`` and make the file durable; "" (no file: the journal then
     deletes the target) when they hold no row, unless ``keep_empty``."""
     schema = TABLE_SCHEMAS[table].remove_metadata().with_metadata(dict(metadata))
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with pq.ParquetWriter(path, schema, compression=_COMPRESSION) as writer:
+    with _staged_writer(path, schema) as writer:
         for piece in pieces:
             if piece.num_rows:
                 writer.write_table(piece)
                 written += piece.num_rows
-        if not written and keep_empty:
-            writer.write_table(schema.empty_table())
     if not written and not keep_empty:
         path.unlink()
         return ""
