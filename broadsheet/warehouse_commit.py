@@ -675,7 +675,7 @@ def _log_table_changes(
     new = _conform(rows, TABLE_SCHEMAS[table])
     if table == "ledger":
         new = new.sort_by([("source_path", "ascending")])
-    replaced = (
+    replaced = (  # in path order, as ``new`` is
         pc.unique(new.column("source_path"))
         if table == "ledger" and new.num_rows
         else pa.array([], pa.string())
@@ -704,10 +704,23 @@ def _log_table_changes(
 
 
 def _holds_path(path: Path, paths: pa.Array) -> bool:
-    """Whether a stored log-table file has a row for one of ``paths`` (reads its path column
-    a slice at a time: a merged ledger file can hold millions of paths)."""
-    slices = pq.ParquetFile(path).iter_batches(batch_size=LOG_READ_ROWS, columns=["source_path"])
-    return any(pc.any(pc.is_in(stored.column(0), paths)).as_py() for stored in slices)
+    """Whether a stored log-table file has a row for one of ``paths`` (in sorted order). Reads
+    the path column of only the row groups whose range of paths, from the file's statistics,
+    holds one of them: a merged ledger file can hold millions of paths, and a run over new
+    files (in a new directory, say) seldom falls inside most of its ranges."""
+    stored = pq.ParquetFile(path)
+    column = stored.schema_arrow.get_field_index("source_path")
+    wanted = paths.to_pylist()
+    for group in range(stored.metadata.num_row_groups):
+        statistics = stored.metadata.row_group(group).column(column).statistics
+        if statistics is not None and statistics.has_min_max:
+            first = bisect.bisect_left(wanted, statistics.min)
+            if first == len(wanted) or wanted[first] > statistics.max:
+                continue
+        rows = stored.read_row_group(group, columns=["source_path"]).column(0)
+        if pc.any(pc.is_in(rows, paths)).as_py():
+            return True
+    return False
 
 
 def _log_file_slices(path: Path, table: str, replaced: pa.Array) -> Iterator[pa.Table]:

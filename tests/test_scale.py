@@ -312,9 +312,14 @@ CURRENT_SCHEMA = {b"broadsheet.schema_version": str(SCHEMA_VERSION).encode()}
     new_paths=st.sets(_PATHS, max_size=12),
     stored_files=st.integers(min_value=1, max_value=MAX_PARTITION_FILES),
     slice_rows=st.integers(min_value=1, max_value=5),
+    row_group_rows=st.integers(min_value=1, max_value=4),
 )
 def test_ledger_commit_keeps_every_path_once_with_the_newest_row(
-    old_paths: set[str], new_paths: set[str], stored_files: int, slice_rows: int
+    old_paths: set[str],
+    new_paths: set[str],
+    stored_files: int,
+    slice_rows: int,
+    row_group_rows: int,
 ) -> None:
     def rows(paths: list[str], run_id: str) -> pa.Table:
         return _ledger_rows(
@@ -339,6 +344,7 @@ def test_ledger_commit_keeps_every_path_once_with_the_newest_row(
             pq.write_table(
                 part.replace_schema_metadata(CURRENT_SCHEMA),
                 warehouse.table_dir("ledger") / f"part-{number}.parquet",
+                row_group_size=row_group_rows,
             )
         original = warehouse_commit.LOG_READ_ROWS
         warehouse_commit.LOG_READ_ROWS = slice_rows
@@ -369,6 +375,33 @@ def test_ledger_commit_keeps_every_path_once_with_the_newest_row(
         ]
         assert len(files) == stored_files + 1 - len(emptied)
     assert all(schema.metadata == {b"k": b"v"} for schema in installed)
+
+
+def test_a_ledger_file_is_read_only_where_its_path_ranges_hold_a_path_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "part-0.parquet"
+    names = ("a/1", "a/2", "b/1", "b/2")
+    stored = _ledger_rows(*({"source_path": name, "size": 1, "mtime_ns": 1} for name in names))
+    pq.write_table(stored, path, row_group_size=2)
+    read: list[int] = []
+    original = pq.ParquetFile.read_row_group
+
+    def counted(self: pq.ParquetFile, group: int, *args: object, **kwargs: object) -> pa.Table:
+        read.append(group)
+        return original(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+
+    def holds(*paths: str) -> bool:
+        return warehouse_commit._holds_path(path, pa.array(sorted(paths), pa.string()))
+
+    assert not holds("c/1", "c/2")
+    assert read == []
+    assert not holds("a/15", "c/1")
+    assert read == [0]
+    assert holds("0", "b/2")
+    assert read == [0, 1]
 
 
 def test_runs_over_new_files_add_log_files_and_leave_stored_ones_alone(
