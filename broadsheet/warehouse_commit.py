@@ -206,6 +206,20 @@ def recover(warehouse: Warehouse) -> bool:
     return rolled_forward
 
 
+def table_signature(warehouse: Warehouse, table: str) -> tuple[tuple[str, int, int, int], ...]:
+    """Name, inode, size and modification time of each file of an unpartitioned table. A
+    commit replaces or adds whole files, so an equal signature later means the table has
+    not changed in between."""
+    signature = []
+    for path in warehouse.table_files(table):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        signature.append((path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
 def read_ledger(warehouse: Warehouse) -> pa.Table | None:
     """The ledger (None for a new warehouse)."""
     return read_table(warehouse, "ledger")

@@ -21,13 +21,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from broadsheet.pipeline import RunSummary, count_files_to_read, run_ingest
-from broadsheet.read_inputs import discover
+from broadsheet.read_inputs import Discovery, discover, prefetch_discovery
 from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
 from broadsheet.warehouse_commit import (
     MAX_PARTITION_FILES,
     PART_FILE,
+    Warehouse,
     WarehouseBusyError,
     open_warehouse,
+    read_ledger,
     warehouse_lock,
 )
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
@@ -273,6 +275,56 @@ def test_the_count_of_files_to_read_follows_the_ledger(
     ingest(inputs, warehouse)
     monkeypatch.setattr("broadsheet.pipeline.PARSER_VERSION", "99.0.0")
     assert count_files_to_read(discover([inputs]), str(warehouse)) == 8
+
+
+def _prefetched(inputs: Path) -> Discovery:
+    """The listing the CLI prefetches for the next run, as ``ingest`` will ask for it."""
+    discovery = prefetch_discovery([str(inputs)])
+    assert discovery is not None
+    return discovery
+
+
+def test_a_run_takes_its_preflight_plan_only_while_the_ledger_is_unchanged(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    ledger_reads: list[Path] = []
+
+    def counted(target: Warehouse) -> object:
+        ledger_reads.append(target.root)
+        return read_ledger(target)
+
+    monkeypatch.setattr("broadsheet.pipeline.read_ledger", counted)
+
+    write_article(inputs, "new.md", url="https://news.example/new", epoch_ms=JAN_2024, text="N")
+    assert count_files_to_read(_prefetched(inputs), str(warehouse)) == 1
+    summary = ingest(inputs, warehouse)
+    assert len(ledger_reads) == 1  # the count's; the run took its plan
+    assert summary.outcomes == {"unchanged": 7, "article_written": 1}
+
+    write_article(inputs, "newer.md", url="https://news.example/newer", epoch_ms=JAN_2024, text="M")
+    assert count_files_to_read(_prefetched(inputs), str(warehouse)) == 1
+    other = subprocess.run(  # another process commits to the warehouse in between
+        [
+            sys.executable,
+            "-c",
+            "import sys; from broadsheet.pipeline import run_ingest; "
+            "run_ingest([sys.argv[1]], sys.argv[2])",
+            str(inputs),
+            str(warehouse),
+        ],
+        check=False,
+    )
+    assert other.returncode == 0
+    summary = ingest(inputs, warehouse)
+    assert len(ledger_reads) == 3  # the run planned again: newer.md is no longer new
+    assert summary.outcomes == {"unchanged": 9}
+
+    write_article(inputs, "last.md", url="https://news.example/last", epoch_ms=JAN_2024, text="L")
+    assert count_files_to_read(discover([inputs]), str(warehouse)) == 1
+    assert ingest(inputs, warehouse).outcomes == {"unchanged": 9, "article_written": 1}
+    assert len(ledger_reads) == 5  # another listing than the count's: planned again
 
 
 def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_path: Path) -> None:
