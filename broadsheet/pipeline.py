@@ -477,7 +477,7 @@ def count_files_to_read(discovery: Discovery, warehouse_dir: str) -> int:
     warehouse = open_warehouse(warehouse_dir)
     ledger = table_signature(warehouse, "ledger")  # before reading it: a change shows later
     plan = plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
-    _plan_hint = _PlanHint(discovery, ledger, plan)
+    _plan_hint = _PlanHint(discovery, warehouse.root, ledger, plan)
     return int(plan.to_read.num_rows)
 
 
@@ -486,6 +486,7 @@ class _PlanHint:
     """A read plan made before a run took the lock, and what it was made from."""
 
     discovery: Discovery
+    warehouse: Path
     ledger: tuple[tuple[str, int, int, int], ...]
     plan: ReadPlan
 
@@ -494,14 +495,15 @@ _plan_hint: _PlanHint | None = None
 
 
 def _read_plan(discovery: Discovery, warehouse: Warehouse) -> ReadPlan:
-    """The run's read plan: the one ``count_files_to_read`` made of ``discovery`` when the
-    ledger is still as it was then (reading and joining the ledger again cost 0.5-0.8 s at
-    500,000 files), else a new one. Call with the lock held."""
+    """The run's read plan: the one ``count_files_to_read`` made of ``discovery`` for this
+    warehouse when its ledger is still as it was then (reading and joining the ledger again
+    cost 0.5-1.0 s at 500,000 files), else a new one. Call with the lock held."""
     global _plan_hint
     hint, _plan_hint = _plan_hint, None
     if (
         hint is not None
         and hint.discovery is discovery
+        and hint.warehouse == warehouse.root
         and hint.ledger == table_signature(warehouse, "ledger")
     ):
         return hint.plan
