@@ -10,10 +10,11 @@ time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the sa
 both wall (with no Prefect server configured, a run with nothing to read skips Prefect: see
 the README) and the seconds the CLI reports as ingesting (what the flow itself spends on a
 no-op, as under ``broadsheet serve``), each against the full run's.
-Then a 10-file run's wall time (the fixed cost), 1 against 2 worker processes, and what two
-cores give the transform alone (two processes parsing in memory at once against one: the
-ceiling of the worker speed-up on this machine). Once, on a 2,000-file subset, (d)
-trafilatura's docs/s if it is installed (the ``bench`` extra). Prints medians (peak RSS: the
+Then a 10-file run's wall time (the fixed cost; and a first run's, in a new Prefect home), 1
+against 2 worker processes, and what two cores give the transform alone (two processes
+parsing in memory at once against one: the ceiling of the worker speed-up on this
+machine). Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the
+``bench`` extra). Prints medians (peak RSS: the
 median of the runs' peaks), the ratios, and between each two consecutive sizes the
 steady-state throughput (extra files per extra second of a full run) and the growth of peak
 RSS. Corpora already in ``--workdir`` (``corpus-N``, or
@@ -77,10 +78,15 @@ def _tree_rss_kib(pid: int) -> int:
 
 
 def broadsheet_run(
-    corpus: Path, warehouse: Path, *extra: str, sample_rss: bool = True
+    corpus: Path,
+    warehouse: Path,
+    *extra: str,
+    sample_rss: bool = True,
+    prefect_home: Path | None = None,
 ) -> tuple[float, int, float]:
     """Wall seconds, peak RSS of the whole process tree (KiB; 0 unless ``sample_rss``) and the
-    seconds the CLI reports as ingesting (without Prefect start-up), of one ``broadsheet run``.
+    seconds the CLI reports as ingesting (without Prefect start-up), of one ``broadsheet run``
+    (in ``prefect_home`` when given, else in the environment's Prefect home).
 
     Sampling RSS reads /proc for every process and thread of the tree every 50 ms, about 1 ms
     of CPU each time: on two cores that CPU comes out of a run that keeps both busy, so runs
@@ -90,7 +96,11 @@ def broadsheet_run(
         [str(BROADSHEET), "run", str(corpus), "--warehouse", str(warehouse), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, COLUMNS="200"),
+        env=dict(
+            os.environ,
+            COLUMNS="200",
+            **({"PREFECT_HOME": str(prefect_home)} if prefect_home is not None else {}),
+        ),
     )
     peak = 0
     while sample_rss and process.poll() is None:
@@ -260,17 +270,26 @@ def _corpus(workdir: Path, size: int, rescrapes: str) -> Path:
 
 
 def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int, rescrapes: str) -> None:
-    """A 10-file run (wall, Prefect start-up included), and 1 against 2 worker processes on
-    the first corpus (the seconds the CLI reports as ingesting), alternating, without
-    sampling RSS."""
+    """A 10-file run (wall, Prefect start-up included), alternating with a user's first: in a
+    new Prefect home, whose database Prefect's server creates; then 1 against 2 worker
+    processes on the first corpus (the seconds the CLI reports as ingesting), alternating.
+    None of these samples RSS."""
     ten = _corpus(workdir, 10, rescrapes)
-    fixed = []
+    fixed: list[float] = []
+    first: list[float] = []
+    new_home = workdir / "prefect-home-new"
     for repeat in range(repeats):
         warehouse = workdir / f"warehouse-10-{repeat}"
-        shutil.rmtree(warehouse, ignore_errors=True)
-        fixed.append(broadsheet_run(ten, warehouse, sample_rss=False)[0])
+        for times, home in ((fixed, None), (first, new_home)):
+            shutil.rmtree(warehouse, ignore_errors=True)
+            shutil.rmtree(new_home, ignore_errors=True)
+            times.append(broadsheet_run(ten, warehouse, sample_rss=False, prefect_home=home)[0])
         shutil.rmtree(warehouse)
-    print(f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s")
+        shutil.rmtree(new_home)
+    print(
+        f"fixed cost (10-file run, wall): {statistics.median(fixed):.1f} s; "
+        f"a first run, in a new Prefect home: {statistics.median(first):.1f} s"
+    )
     corpus = _corpus(workdir, size, rescrapes)
     ingest: dict[int, list[float]] = {1: [], 2: []}
     for repeat in range(repeats):

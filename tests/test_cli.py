@@ -133,6 +133,30 @@ def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
     assert runs == [(23, 0), (23, 23), (24, 23)]
 
 
+@pytest.mark.slow
+def test_a_run_from_a_folder_with_files_named_like_the_servers_modules_still_starts_it(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    """The temporary server's process does not import from the working directory, where a
+    checkout or a script named ``prefect.py`` would take the place of what it imports."""
+    for name in ("broadsheet/__init__.py", "broadsheet/prefect_server.py", "prefect.py"):
+        shadow = tmp_path / name
+        shadow.parent.mkdir(exist_ok=True)
+        shadow.write_text("raise SystemExit(3)\n", encoding="utf-8")
+
+    result = broadsheet(
+        "run",
+        str(sample_dir),
+        "--warehouse",
+        str(tmp_path / "warehouse"),
+        cwd=tmp_path,
+        home=tmp_path / "prefect",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"articles written\s*│\s*17\b", result.stdout), result.stdout
+
+
 def test_only_a_run_on_its_own_temporary_prefect_server_may_skip_prefect(
     tmp_path: Path, sample_dir: Path
 ) -> None:
