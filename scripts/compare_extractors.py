@@ -6,8 +6,11 @@ Needs the ``bench`` extra (``pip install -e '.[bench]'``) for trafilatura.
 Both extractors get the same input, the HTML body of each labelled file (after Broadsheet's
 header parsing), and are scored with character-bigram precision, recall and F1 against the
 labelled body paragraphs (broadsheet.evaluation). Prints per-file scores, macro means per
-source and overall, then each extractor's docs/s on those bodies (median of the repeats,
-one core, measured alternately in one process).
+source and overall, then each extractor's docs/s on those bodies, one core, in rounds that
+alternate between the two in one process: a round times Broadsheet over every body
+``--passes`` times (one pass takes milliseconds, too short to time on a shared machine),
+then trafilatura over every body once. Prints the medians and spread of each, and the
+ratio of each round (both measured under the same load) with their median.
 """
 
 from __future__ import annotations
@@ -39,13 +42,37 @@ def broadsheet_paragraphs(html: str, url: str) -> list[str]:
     return list(extract_body(html, url).paragraphs)
 
 
-def _docs_per_second(work: Callable[[], object], documents: int, repeats: int) -> float:
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        rates.append(documents / (time.perf_counter() - start))
-    return statistics.median(rates)
+def _docs_per_second(work: Callable[[], object], documents: int) -> float:
+    start = time.perf_counter()
+    work()
+    return documents / (time.perf_counter() - start)
+
+
+def alternating_rates(
+    bodies: Sequence[tuple[str, str]], rounds: int, passes: int
+) -> tuple[list[float], list[float]]:
+    """Broadsheet's and trafilatura's docs/s on ``bodies`` (HTML, URL), one of each a round."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        ours.append(
+            _docs_per_second(
+                lambda: [
+                    broadsheet_paragraphs(html, url) for _ in range(passes) for html, url in bodies
+                ],
+                len(bodies) * passes,
+            )
+        )
+        theirs.append(
+            _docs_per_second(
+                lambda: [trafilatura_paragraphs(html) for html, _ in bodies], len(bodies)
+            )
+        )
+    return ours, theirs
+
+
+def _spread(rates: Sequence[float]) -> str:
+    return f"{statistics.median(rates):,.0f} docs/s ({min(rates):,.0f}-{max(rates):,.0f})"
 
 
 def _row(name: str, ours: Score, theirs: Score) -> str:
@@ -59,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Score both extractors and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--speed-repeats", type=int, default=5)
+    parser.add_argument("--speed-repeats", type=int, default=7, help="rounds of the speed test")
+    parser.add_argument(
+        "--passes", type=int, default=20, help="Broadsheet's passes over the bodies a round"
+    )
     options = parser.parse_args(argv)
 
     labels = load_gold(options.corpus / "gold-dev.jsonl")
@@ -86,18 +116,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     pairs = [pair for source_pairs in by_source.values() for pair in source_pairs]
     print(_row(f"ALL ({len(pairs)})", macro(p[0] for p in pairs), macro(p[1] for p in pairs)))
 
-    repeats = options.speed_repeats
-    ours_rate = _docs_per_second(
-        lambda: [broadsheet_paragraphs(html, url) for _, html, url in bodies], len(bodies), repeats
+    rounds, passes = options.speed_repeats, options.passes
+    our_rates, their_rates = alternating_rates(
+        [(html, url) for _, html, url in bodies], rounds, passes
     )
-    theirs_rate = _docs_per_second(
-        lambda: [trafilatura_paragraphs(html) for _, html, _ in bodies], len(bodies), repeats
-    )
+    ratios = [mine / other for mine, other in zip(our_rates, their_rates, strict=True)]
     print()
     print(
-        f"speed on these {len(bodies)} bodies, one core, median of {repeats}: "
-        f"broadsheet {ours_rate:,.0f} docs/s, trafilatura {theirs_rate:,.0f} docs/s, "
-        f"ratio {ours_rate / theirs_rate:.1f}x"
+        f"speed on these {len(bodies)} bodies, one core, {rounds} alternating rounds "
+        f"(broadsheet {passes} passes a round, trafilatura one), median (min-max):"
+    )
+    print(f"  broadsheet   {_spread(our_rates)}")
+    print(f"  trafilatura  {_spread(their_rates)}")
+    print(
+        f"  ratio        {statistics.median(ratios):.1f}x the median round "
+        f"({min(ratios):.1f}-{max(ratios):.1f}x); "
+        f"{statistics.median(our_rates) / statistics.median(their_rates):.1f}x the medians"
     )
 
 
