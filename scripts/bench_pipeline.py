@@ -14,10 +14,9 @@ Then a 10-file run's wall time (the fixed cost; and a first run's, in a new Pref
 against 2 worker processes, and what two cores give the transform alone (two processes
 parsing in memory at once against one: the ceiling of the worker speed-up on this
 machine). Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the
-``bench`` extra). Prints medians (peak RSS: the
-median of the runs' peaks), the ratios, and between each two consecutive sizes the
-steady-state throughput (extra files per extra second of a full run) and the growth of peak
-RSS. Corpora already in ``--workdir`` (``corpus-N``, or
+``bench`` extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and
+between each two consecutive sizes the steady-state throughput (extra files per extra
+second of a full run) and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``, or
 ``corpus-N-scattered`` for ``--rescrapes scattered``: see scripts/synthetic_corpus.py) are
 reused.
 """
