@@ -8,7 +8,6 @@ import contextlib
 import csv
 import gc
 import json
-import os
 import signal
 import sys
 import time
@@ -486,11 +485,11 @@ def serve(
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
     apply_quiet_prefect_defaults()
     prefer_jemalloc()
-    from broadsheet.prefect_server import PrefectServerError, prefect_api
+    from broadsheet.prefect_server import PrefectServerError, prefect_api, prefect_home
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        with prefect_api(_prefect_home() / "broadsheet-server.log") as api_url:
+        with prefect_api(prefect_home() / "broadsheet-server.log") as api_url:
             from prefect.schedules import Cron
 
             from flows.ingest import ingest
@@ -527,10 +526,6 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     """Let SIGTERM (service managers, ``timeout``) stop ``serve`` as Ctrl-C does, so that
     the local Prefect server it started is shut down too."""
     raise KeyboardInterrupt
-
-
-def _prefect_home() -> Path:
-    return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
 
 
 def _print_result(result: Result, output: OutputFormat) -> None:

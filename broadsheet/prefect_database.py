@@ -125,3 +125,7 @@ def _migration_applied(
 ) -> None:
     """Called by alembic inside each migration's transaction, before it commits."""
     kill_point(f"prefect-migration:{step.up_revision_id}")
+
+
+if __name__ == "__main__":
+    migrate_sqlite_database()

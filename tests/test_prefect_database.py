@@ -17,6 +17,7 @@ import pytest
 from alembic.script import Script
 
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
+from broadsheet.prefect_server import DATABASE_URL_VARIABLES, migrate_a_new_database
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +135,38 @@ def test_a_database_prefect_does_not_migrate_on_start_or_not_a_sqlite_file_is_le
 
     assert (result.returncode, result.stdout, result.stderr) == (0, "False\n", "")
     assert not (tmp_path / "home" / "prefect.db").exists()
+
+
+def test_serve_creates_a_missing_database_before_prefects_server_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    log = tmp_path / "server.log"
+
+    with log.open("ab") as output:
+        migrate_a_new_database(output)
+
+    assert _revision(tmp_path / "home" / "prefect.db") == _prefect_migrations()[-1].revision
+    assert log.read_bytes() == b""
+
+
+@pytest.mark.parametrize("configured", ["a database file", "a database URL"])
+def test_serve_leaves_an_existing_or_configured_database_to_prefects_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: str
+) -> None:
+    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    if configured == "a database file":
+        (tmp_path / "prefect.db").touch()
+    else:
+        monkeypatch.setenv(DATABASE_URL_VARIABLES[0], "postgresql+asyncpg://127.0.0.1:9/p")
+    started: list[object] = []
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: started.append(args))
+
+    with (tmp_path / "server.log").open("ab") as output:
+        migrate_a_new_database(output)
+
+    assert started == []
