@@ -47,3 +47,14 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness():
         yield
+
+
+@pytest.fixture
+def new_prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Prefect home of its own, with no ``PREFECT_`` setting from the environment, as on a
+    user's machine before the first run (the folder itself does not exist yet)."""
+    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "prefect-home"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    return home

@@ -223,11 +223,8 @@ def test_the_services_turned_off_are_named_as_prefect_names_them() -> None:
 
 
 def test_a_run_stopped_by_a_usage_error_stops_the_server_the_entry_point_launched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_prefect_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setattr(sys, "argv", ["broadsheet", "run", "--workers", "-1"])
     launched: list[subprocess.Popen[bytes]] = []
     start = EarlyTemporaryServer.start

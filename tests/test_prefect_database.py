@@ -138,29 +138,24 @@ def test_a_database_prefect_does_not_migrate_on_start_or_not_a_sqlite_file_is_le
 
 
 def test_serve_creates_a_missing_database_before_prefects_server_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, new_prefect_home: Path
 ) -> None:
-    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
     log = tmp_path / "server.log"
 
     with log.open("ab") as output:
         migrate_a_new_database(output)
 
-    assert _revision(tmp_path / "home" / "prefect.db") == _prefect_migrations()[-1].revision
+    assert _revision(new_prefect_home / "prefect.db") == _prefect_migrations()[-1].revision
     assert log.read_bytes() == b""
 
 
 @pytest.mark.parametrize("configured", ["a database file", "a database URL"])
 def test_serve_leaves_an_existing_or_configured_database_to_prefects_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: str
+    tmp_path: Path, new_prefect_home: Path, monkeypatch: pytest.MonkeyPatch, configured: str
 ) -> None:
-    for name in [name for name in os.environ if name.startswith("PREFECT_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     if configured == "a database file":
-        (tmp_path / "prefect.db").touch()
+        new_prefect_home.mkdir()
+        (new_prefect_home / "prefect.db").touch()
     else:
         monkeypatch.setenv(DATABASE_URL_VARIABLES[0], "postgresql+asyncpg://127.0.0.1:9/p")
     started: list[object] = []
