@@ -13,6 +13,13 @@ import signal
 KILL_POINT_VARIABLE = "BROADSHEET_KILL_AT"
 
 
+def armed_kill_point(prefix: str) -> str | None:
+    """The kill point ``BROADSHEET_KILL_AT`` names when it starts with ``prefix``, else None:
+    a loop with a point per item looks the variable up once, not once an item."""
+    name = os.environ.get(KILL_POINT_VARIABLE)
+    return name if name is not None and name.startswith(prefix) else None
+
+
 def kill_point(name: str) -> None:
     """SIGKILL this process if ``BROADSHEET_KILL_AT`` is ``name``."""
     if os.environ.get(KILL_POINT_VARIABLE) == name:

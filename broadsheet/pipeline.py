@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from broadsheet.allocators import release_free_memory
-from broadsheet.fault_injection import kill_point
+from broadsheet.fault_injection import armed_kill_point, kill_point
 from broadsheet.pickling import pickled_by_fields
 from broadsheet.read_inputs import Discovery, InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
@@ -93,6 +93,13 @@ class Batch:
     files: tuple[tuple[InputFile, str | None], ...]
     run_batches: int
     """Batches in the whole run (for progress: a run of several waves maps several times)."""
+    after_crash: bool = False
+    """The run before this one died while parsing: parse this batch in a worker process even
+    where it would be parsed in the flow's own (``flows.ingest``), so that a file that
+    crashes the process is found and rejected instead of ending this run too."""
+    crashed: tuple[tuple[str, str], ...] = ()
+    """(path, detail) of the files that end a process parsing them alone
+    (``broadsheet.worker_crashes``): rejected as ``worker_crashed`` without being parsed."""
 
 
 @pickled_by_fields
@@ -180,15 +187,19 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
         rejects.append(RejectRow(input_file.path, digest, reason.value, detail))
         results.append(FileResult(digest, False))
 
+    crashed = dict(batch.crashed)
     for start in range(0, len(batch.files), PARSE_CHUNK):
         chunk = batch.files[start : start + PARSE_CHUNK]
-        contents = [_read_and_hash(input_file) for input_file, _ in chunk]
+        contents = [read_and_hash(input_file) for input_file, _ in chunk]
         changed = [
-            content[0]
-            for (_, known_hash), content in zip(chunk, contents, strict=True)
-            if not isinstance(content, OSError) and content[1] != known_hash
+            (input_file, content[0])
+            for (input_file, known_hash), content in zip(chunk, contents, strict=True)
+            if not isinstance(content, OSError)
+            and content[1] != known_hash
+            and input_file.path not in crashed
         ]
-        outcomes = iter(parse_articles(changed))
+        kill_at_parse(input_file for input_file, _ in changed)
+        outcomes = iter(parse_articles([raw for _, raw in changed]))
         for (input_file, known_hash), content in zip(chunk, contents, strict=True):
             if isinstance(content, OSError):
                 reject(
@@ -201,6 +212,9 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             digest = content[1]
             if digest == known_hash:
                 results.append(FileResult(digest, True))
+                continue
+            if input_file.path in crashed:
+                reject(input_file, digest, RejectReason.WORKER_CRASHED, crashed[input_file.path])
                 continue
             article = next(outcomes)
             if isinstance(article, RejectError):
@@ -221,7 +235,16 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
     return BatchResult(tuple(results), tuple(rejects), staged_file, tuple(staged.months))
 
 
-def _read_and_hash(input_file: InputFile) -> tuple[bytes, str] | OSError:
+def kill_at_parse(files: Iterable[InputFile]) -> None:
+    """The kill point ``parse:<path>`` of each file about to be parsed: for the tests of a
+    worker process that dies on one file (``broadsheet.worker_crashes``)."""
+    armed = armed_kill_point("parse:")
+    if armed is not None:
+        for input_file in files:
+            kill_point(f"parse:{input_file.path}")
+
+
+def read_and_hash(input_file: InputFile) -> tuple[bytes, str] | OSError:
     """A file's bytes and their SHA-256, or the error that kept it from being read."""
     try:
         raw = read_input(input_file.path)
@@ -348,6 +371,8 @@ class _RunContext:
     batch_size: int
     run_batches: int
     map_batches: BatchMapper
+    after_crash: bool
+    """The previous run died while parsing (``Warehouse.parsing_marker`` was left behind)."""
 
 
 def run_ingest(
@@ -379,6 +404,7 @@ def run_ingest(
     with warehouse_lock(warehouse, holder, wait=wait):
         kill_point("locked")
         recovered = recover(warehouse)
+        after_crash = warehouse.parsing_marker.exists()
         kill_point("recovered")
         discovery = discover_for_run(list(paths))
         skipped = discovery.skipped
@@ -399,6 +425,7 @@ def run_ingest(
             batch_size,
             sum(-(-min(wave_files, files_to_read - s) // batch_size) for s in wave_starts),
             map_batches,
+            after_crash,
         )
         tally = _RunTally(
             Counter(
@@ -532,11 +559,18 @@ def _ingest_wave(
     staging = warehouse.staging_dir(run_id)
     staging.mkdir(parents=True, exist_ok=True)
     batches = [
-        Batch(first_batch + number, tuple(files[start : start + batch_size]), context.run_batches)
+        Batch(
+            first_batch + number,
+            tuple(files[start : start + batch_size]),
+            context.run_batches,
+            context.after_crash,
+        )
         for number, start in enumerate(range(0, len(files), batch_size))
     ]
     del files
+    warehouse.parsing_marker.write_text(run_id, encoding="utf-8")
     results = context.map_batches(batches, str(staging), run_id, context.started_ms)
+    warehouse.parsing_marker.unlink()
     kill_point("parsed")
 
     versions = [

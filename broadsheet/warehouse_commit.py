@@ -54,6 +54,7 @@ from schemas import (
 )
 
 STAGING_DIRNAME = "_staging"
+PARSING_MARKER_NAME = "_parsing"
 JOURNAL_NAME = "_journal.json"
 LOCK_NAME = "_lock"
 DATA_FILE = "part-0.parquet"
@@ -120,6 +121,11 @@ class Warehouse:
     def staging_dir(self, run_id: str) -> Path:
         """Private directory where a run stages its files before commit."""
         return self.root / STAGING_DIRNAME / run_id
+
+    @property
+    def parsing_marker(self) -> Path:
+        """Exists while a run parses: one left behind shows that the run died parsing."""
+        return self.root / PARSING_MARKER_NAME
 
     @property
     def journal(self) -> Path:

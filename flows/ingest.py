@@ -15,13 +15,11 @@ cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whicheve
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, cast
 
-from prefect import Flow, flow, task
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
@@ -41,42 +39,51 @@ from broadsheet.pipeline import (
 from broadsheet.progress import batch_done
 from broadsheet.runner import Runner, default_workers
 from broadsheet.warehouse_sync import remote_warehouse
+from broadsheet.worker_crashes import WorkerPool, parse_batch_after_crash
 
 _process_workers = 0
 """Worker processes the current run may start (0: parse in the task's own thread)."""
-_process_pool: ProcessPoolExecutor | None = None
+_tasks_in_this_process = True
+"""Whether the current run's parse tasks run in this process (not on a Dask cluster)."""
+_process_pool: WorkerPool | None = None
 """The worker processes of the current run, while its parse tasks run."""
 
 
 @contextmanager
-def _run_worker_processes(workers: int) -> Iterator[None]:
+def _run_worker_processes(workers: int, *, tasks_in_this_process: bool) -> Iterator[None]:
     """Let the parse tasks of the run inside use up to ``workers`` worker processes (0: none)."""
-    global _process_workers
-    _process_workers = workers
+    global _process_workers, _tasks_in_this_process
+    _process_workers, _tasks_in_this_process = workers, tasks_in_this_process
     try:
         yield
     finally:
-        _process_workers = 0
+        _process_workers, _tasks_in_this_process = 0, True
 
 
 @contextmanager
-def _worker_processes(batches: int) -> Iterator[None]:
+def _worker_processes(batches: Sequence[Batch]) -> Iterator[None]:
     """Start worker processes for the parse tasks of one wave that has more than one batch (a
     single batch is parsed in the task's thread: starting a process would cost more), and
-    stop them before the wave's commit, which then has the memory to itself.
-    Spawned, not forked: the flow's process runs threads, which fork does not copy safely."""
+    stop them before the wave's commit, which then has the memory to itself. After a run
+    that died while parsing (``Batch.after_crash``), even a single batch, and the batches of
+    the ``threads`` runner, go to a worker process, where a file that crashes it is found
+    and rejected instead of ending the run again (``broadsheet.worker_crashes``)."""
     global _process_pool
-    workers = min(_process_workers, batches)
-    if workers < 1 or batches < 2:
+    workers = min(_process_workers, len(batches))
+    if len(batches) < 2:
+        workers = 0
+    if _tasks_in_this_process and batches and batches[0].after_crash:
+        workers = max(workers, 1)
+    if workers < 1:
         yield
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        _process_pool = pool
-        try:
-            yield
-        finally:
-            _process_pool = None
+    pool = WorkerPool(workers)
+    _process_pool = pool
+    try:
+        yield
+    finally:
+        _process_pool = None
+        pool.shutdown()
 
 
 @task(name="parse-batch", cache_policy=NO_CACHE, retries=0)
@@ -84,7 +91,7 @@ def parse_batch(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) ->
     """Parse a batch of files and stage their article rows."""
     pool = _process_pool
     if pool is not None:
-        return pool.submit(parse_batch_files, batch, staging, run_id, ingested_at_ms).result()
+        return pool.parse(batch, staging, run_id, ingested_at_ms, get_run_logger().warning)
     return parse_batch_files(batch, staging, run_id, ingested_at_ms)
 
 
@@ -100,7 +107,7 @@ def map_with_prefect_tasks(
     if not batches:
         return []
     done_before, run_batches = batches[0].index, batches[0].run_batches
-    with _worker_processes(len(batches)):
+    with _worker_processes(batches):
         futures = [
             parse_batch.submit(_unvisited(batch), staging, run_id, ingested_at_ms)
             for batch in batches
@@ -109,9 +116,31 @@ def map_with_prefect_tasks(
         results: dict[int, BatchResult] = {}
         batch_done(done_before, run_batches)
         for future in as_completed(futures):
-            results[order[id(future)]] = future.result()
+            index = order[id(future)]
+            try:
+                results[index] = future.result()
+            except Exception as error:
+                if type(error).__name__ != "KilledWorker":
+                    raise
+                results[index] = _parse_here_after_dask_crash(
+                    batches[index], staging, run_id, ingested_at_ms
+                )
             batch_done(done_before + len(results), run_batches)
     return [results[index] for index in range(len(futures))]
+
+
+def _parse_here_after_dask_crash(
+    batch: Batch, staging: str, run_id: str, ingested_at_ms: int
+) -> BatchResult:
+    """A batch that killed every Dask worker that ran it (``distributed.KilledWorker``, after
+    Dask's own retries), parsed by ``parse_batch_after_crash`` in processes of the flow's own
+    machine, which reads the inputs and writes the staging directory as the workers do."""
+    warn = get_run_logger().warning
+    warn(
+        f"Dask workers died running batch {batch.index}: parsing its files one by one in new "
+        "processes here to find any file that ends one"
+    )
+    return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn)
 
 
 def _unvisited(batch: Batch) -> Batch:
@@ -163,7 +192,10 @@ def ingest(
     the flow with ``ingest_flow`` so that its task runner matches.
     """
     workers = workers or default_workers()
-    with _run_worker_processes(workers if Runner(runner) is Runner.PROCESSES else 0):
+    with _run_worker_processes(
+        workers if Runner(runner) is Runner.PROCESSES else 0,
+        tasks_in_this_process=Runner(runner) is not Runner.DASK,
+    ):
         if object_store.is_remote(warehouse):
             with remote_warehouse(warehouse) as working_copy:
                 summary = run_ingest(

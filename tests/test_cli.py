@@ -20,6 +20,7 @@ import pytest
 
 from broadsheet.cli import _nothing_to_read, skip_exit_collection
 from broadsheet.entry_point import main, runs_ingest
+from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
 from broadsheet.prefect_server import (
     FLOW_RUN_MODULES,
@@ -34,11 +35,17 @@ from tests.archive_files import bare
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
 
 
-def broadsheet(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script in a clean Prefect home, as a user would."""
+def broadsheet(
+    *args: str, cwd: Path, home: Path, kill_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a clean Prefect home, as a user would (with the
+    kill point ``kill_at`` armed, if given)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
     env["COLUMNS"] = "200"
+    env.pop(KILL_POINT_VARIABLE, None)
+    if kill_at is not None:
+        env[KILL_POINT_VARIABLE] = kill_at
     executable = Path(sys.executable).with_name("broadsheet")
     return subprocess.run(
         [str(executable), *args],
@@ -98,6 +105,51 @@ def test_run_without_paths_ingests_the_bundled_sample_quietly(tmp_path: Path) ->
         "hive_partitioning=true)"
     ).fetchall()[0][0]
     assert count == 17
+
+
+@pytest.mark.slow
+def test_a_file_that_crashes_the_parser_is_rejected_and_no_run_fails_for_it(
+    tmp_path: Path,
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for number in range(6):
+        url = f"https://news.example/{number}"
+        (inputs / f"{number}.md").write_text(
+            bare(f"Story {number}", url, 1_704_067_200_000, "<p>Text.</p>")
+        )
+    poison = f"parse:{inputs / '3.md'}"
+    home = tmp_path / "prefect"
+
+    def run(warehouse: str, *options: str) -> subprocess.CompletedProcess[str]:
+        return broadsheet(
+            "run", str(inputs), "-w", warehouse, *options, cwd=tmp_path, home=home, kill_at=poison
+        )
+
+    pooled = run("pooled", "--batch-size", "2", "--workers", "2")
+    assert pooled.returncode == 0, pooled.stderr
+    assert re.search(r"articles written\s*│\s*5", pooled.stdout)
+    assert re.search(r"rejected\s*│\s*1", pooled.stdout)
+    assert "Traceback" not in pooled.stderr
+    assert f"rejected as worker_crashed: {inputs / '3.md'}" in pooled.stderr
+
+    # One batch is parsed in the run's own process, which the file kills; the run after it
+    # parses in a worker process, finds the file and rejects it.
+    alone = run("alone")
+    assert alone.returncode == -signal.SIGKILL
+    assert (tmp_path / "alone" / "_parsing").exists()
+    after = run("alone")
+    assert after.returncode == 0, after.stderr
+    assert re.search(r"articles written\s*│\s*5", after.stdout)
+    assert not (tmp_path / "alone" / "_parsing").exists()
+    for warehouse in ("pooled", "alone"):
+        rejects = duckdb.execute(
+            f"SELECT source_path, reason FROM '{tmp_path / warehouse}/rejects/*.parquet'"
+        ).fetchall()
+        assert rejects == [(str(inputs / "3.md"), "worker_crashed")]
+    rerun = run("alone")
+    assert rerun.returncode == 0, rerun.stderr
+    assert re.search(r"unchanged \(not read\)\s*│\s*6", rerun.stdout)
 
 
 @pytest.mark.slow

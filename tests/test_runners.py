@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 
-import flows.ingest
+import broadsheet.worker_crashes
+from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, automatic_batch_size
 from broadsheet.runner import Runner
 from flows.ingest import ingest_flow, task_slots
@@ -55,7 +56,7 @@ def test_processes_parse_every_batch_in_worker_processes_with_the_same_result(
     threads_tables: dict[str, pl.DataFrame],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(flows.ingest, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(broadsheet.worker_crashes, "ProcessPoolExecutor", _CountingPool)
     _CountingPool.submitted = 0
     summary = _run(Runner.PROCESSES, sample_dir, tmp_path)
     assert _CountingPool.submitted == 6  # 23 files in batches of 4
@@ -67,7 +68,7 @@ def test_processes_parse_every_batch_in_worker_processes_with_the_same_result(
 def test_a_single_batch_is_parsed_without_starting_processes(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(flows.ingest, "ProcessPoolExecutor", _CountingPool)
+    monkeypatch.setattr(broadsheet.worker_crashes, "ProcessPoolExecutor", _CountingPool)
     _CountingPool.submitted = 0
     flow = ingest_flow(Runner.PROCESSES, 2)
     summary = flow([str(sample_dir)], str(tmp_path), 500, False, "processes", 2)
@@ -107,6 +108,28 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
     assert summary.outcomes == {"article_written": 17, "rejected": 6}
     for name, table in _tables(summary).items():
         assert table.equals(threads_tables[name]), name
+
+
+@pytest.mark.slow
+def test_a_batch_that_kills_its_dask_workers_is_parsed_here_without_its_crashing_file(
+    sample_dir: Path,
+    tmp_path: Path,
+    threads_tables: dict[str, pl.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    poison = sorted(threads_tables["articles"]["source_path"])[0]
+    monkeypatch.setenv(KILL_POINT_VARIABLE, f"parse:{poison}")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        summary = _run(Runner.DASK, sample_dir, tmp_path, dask_address=cluster.scheduler_address)
+    assert summary.outcomes == {"article_written": 16, "rejected": 7}
+    tables = _tables(summary)
+    crashed = tables["rejects"].filter(pl.col("reason") == "worker_crashed")
+    assert crashed["source_path"].to_list() == [poison]
+    expected = threads_tables["articles"].filter(pl.col("source_path") != poison)
+    assert tables["articles"].equals(expected)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ class RejectReason(StrEnum):
     TIME_LIMIT = "time_limit"
     EXTRACTION_FAILED = "extraction_failed"
     UNREADABLE = "unreadable"
+    WORKER_CRASHED = "worker_crashed"
 
 
 class RejectError(Exception):
