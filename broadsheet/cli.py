@@ -187,6 +187,7 @@ def _run_flow(
         open_warehouse,
         probe_lock,
     )
+    from broadsheet.worker_crashes import WorkerCrashError
 
     try:
         if not object_store.is_remote(warehouse):
@@ -217,7 +218,7 @@ def _run_flow(
     try:
         with _batch_progress(), server.run_settings():
             summary = flow(inputs, warehouse, batch_size, wait, runner.value, workers)
-    except (WarehouseError, object_store.ObjectStoreError) as error:
+    except (WarehouseError, object_store.ObjectStoreError, WorkerCrashError) as error:
         again = " (retryable: run again)" if getattr(error, "retryable", False) else ""
         _fail(f"{error}{again}", EXIT_FATAL)
     _print_summary(summary, time.perf_counter() - started, warehouse)

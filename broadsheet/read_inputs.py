@@ -39,6 +39,7 @@ class SkipReason(StrEnum):
     SYMLINKED_DIRECTORY = "symlinked_directory"
     DUPLICATE_PATH = "duplicate_path"
     UNREADABLE_DIRECTORY = "unreadable_directory"
+    UNDECODABLE_NAME = "undecodable_name"
 
 
 @pickled_by_fields
@@ -241,9 +242,20 @@ def _walk(top: str, skipped: list[SkippedPath]) -> Iterator[tuple[str, os.stat_r
     pending = [(top, True)]
     while pending:
         path, is_top = pending.pop()
-        if not is_top and os.path.basename(path).startswith("."):
+        name = path if is_top else os.path.basename(path)
+        if not is_top and name.startswith("."):
             skipped.append(
                 SkippedPath(path, SkipReason.HIDDEN, "hidden entry (name starts with '.')")
+            )
+            continue
+        if not _is_utf8(name):
+            skipped.append(
+                SkippedPath(
+                    printable_path(path),
+                    SkipReason.UNDECODABLE_NAME,
+                    "name is not valid UTF-8 (its other bytes are shown as \\xNN escapes) "
+                    "and Parquet strings must be: rename it to ingest it",
+                )
             )
             continue
         try:
@@ -284,6 +296,23 @@ def _walk(top: str, skipped: list[SkippedPath]) -> Iterator[tuple[str, os.stat_r
                 )
                 continue
             pending.extend((os.path.join(path, child), False) for child in reversed(children))
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name from the filesystem is valid UTF-8, as every path a table records must
+    be: Python gives the bytes of one that is not as lone surrogates (``surrogateescape``)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """``path`` as valid UTF-8, with the bytes that are not shown as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_input(path: str) -> bytes:

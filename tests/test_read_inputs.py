@@ -51,6 +51,46 @@ def test_walks_recursively_in_sorted_order_and_records_skips(tmp_path: Path) -> 
     }
 
 
+def _make_with_bytes_name(directory: Path, name: bytes, *, is_dir: bool = False) -> None:
+    """A file or directory whose name is ``name``'s bytes, or a skip where the filesystem
+    takes only UTF-8 names (APFS)."""
+    path = os.path.join(os.fsencode(directory), name)
+    try:
+        if is_dir:
+            os.mkdir(path)
+            (Path(os.fsdecode(path)) / "inside.md").write_text("x")
+        else:
+            Path(os.fsdecode(path)).write_text("x")
+    except OSError:
+        pytest.skip("this filesystem takes only UTF-8 names")
+
+
+def test_names_that_are_not_utf8_are_skipped_with_a_printable_path(tmp_path: Path) -> None:
+    _touch(tmp_path / "café.md")
+    _make_with_bytes_name(tmp_path, b"caf\xe9.md")
+    _make_with_bytes_name(tmp_path, b"latin1-\xe9t\xe9", is_dir=True)
+
+    discovery = discover([tmp_path])
+
+    assert [Path(f.path).name for f in discovery.input_files()] == ["café.md"]
+    skips = sorted((s.path, s.reason) for s in discovery.skipped)
+    assert skips == [
+        (f"{tmp_path}/caf\\xe9.md", SkipReason.UNDECODABLE_NAME),
+        (f"{tmp_path}/latin1-\\xe9t\\xe9", SkipReason.UNDECODABLE_NAME),
+    ]
+    assert all(s.path.encode("utf-8") for s in discovery.skipped)
+    assert "rename it" in discovery.skipped[0].detail
+
+
+def test_an_input_path_that_is_not_utf8_is_one_skip(tmp_path: Path) -> None:
+    _make_with_bytes_name(tmp_path, b"\xff", is_dir=True)
+    discovery = discover([os.fsdecode(os.path.join(os.fsencode(tmp_path), b"\xff"))])
+    assert discovery.files.num_rows == 0
+    assert [(s.path, s.reason) for s in discovery.skipped] == [
+        (f"{tmp_path}/\\xff", SkipReason.UNDECODABLE_NAME)
+    ]
+
+
 def test_same_order_whatever_the_creation_order(tmp_path: Path) -> None:
     names = [f"{i:03d}.md" for i in range(50)]
     for name in reversed(names):
