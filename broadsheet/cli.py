@@ -219,8 +219,16 @@ def _run_flow(
         with _batch_progress(), server.run_settings():
             summary = flow(inputs, warehouse, batch_size, wait, runner.value, workers)
     except (WarehouseError, object_store.ObjectStoreError, WorkerCrashError) as error:
+        server.stop()  # sends what Prefect still holds first: the error is the last line
         again = " (retryable: run again)" if getattr(error, "retryable", False) else ""
         _fail(f"{error}{again}", EXIT_FATAL)
+    except OSError as error:  # the machine's, not the data's: a full disk, a lost mount
+        server.stop()
+        _fail(
+            f"{error} (fix this and run again: the next run completes or discards what "
+            "this one left)",
+            EXIT_FATAL,
+        )
     _print_summary(summary, time.perf_counter() - started, warehouse)
 
 

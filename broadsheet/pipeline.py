@@ -569,8 +569,10 @@ def _ingest_wave(
     ]
     del files
     warehouse.parsing_marker.write_text(run_id, encoding="utf-8")
-    results = context.map_batches(batches, str(staging), run_id, context.started_ms)
-    warehouse.parsing_marker.unlink()
+    try:
+        results = context.map_batches(batches, str(staging), run_id, context.started_ms)
+    finally:  # left only by a process that dies parsing, where no ``finally`` runs
+        warehouse.parsing_marker.unlink()
     kill_point("parsed")
 
     versions = [

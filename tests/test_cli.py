@@ -20,7 +20,7 @@ import pytest
 
 from broadsheet.cli import _nothing_to_read, skip_exit_collection
 from broadsheet.entry_point import main, runs_ingest
-from broadsheet.fault_injection import KILL_POINT_VARIABLE
+from broadsheet.fault_injection import DISK_FULL_VARIABLE, KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
 from broadsheet.prefect_server import (
     FLOW_RUN_MODULES,
@@ -36,16 +36,21 @@ NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exceptio
 
 
 def broadsheet(
-    *args: str, cwd: Path, home: Path, kill_at: str | None = None
+    *args: str,
+    cwd: Path,
+    home: Path,
+    kill_at: str | None = None,
+    disk_full_at: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed console script in a clean Prefect home, as a user would (with the
-    kill point ``kill_at`` armed, if given)."""
+    kill point ``kill_at``, or a full disk at ``disk_full_at``, if given)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
     env["COLUMNS"] = "200"
-    env.pop(KILL_POINT_VARIABLE, None)
-    if kill_at is not None:
-        env[KILL_POINT_VARIABLE] = kill_at
+    for variable, point in ((KILL_POINT_VARIABLE, kill_at), (DISK_FULL_VARIABLE, disk_full_at)):
+        env.pop(variable, None)
+        if point is not None:
+            env[variable] = point
     executable = Path(sys.executable).with_name("broadsheet")
     return subprocess.run(
         [str(executable), *args],
@@ -150,6 +155,28 @@ def test_a_file_that_crashes_the_parser_is_rejected_and_no_run_fails_for_it(
     rerun = run("alone")
     assert rerun.returncode == 0, rerun.stderr
     assert re.search(r"unchanged \(not read\)\s*│\s*6", rerun.stdout)
+
+
+@pytest.mark.slow
+def test_a_full_disk_mid_run_ends_it_with_one_error_line_and_the_next_run_recovers(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    home = tmp_path / "prefect"
+    failed = broadsheet("run", str(sample_dir), cwd=tmp_path, home=home, disk_full_at="batch-0")
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last == (
+        "error: [Errno 28] No space left on device (injected at batch-0) (fix this and "
+        "run again: the next run completes or discards what this one left)"
+    )
+    assert sorted(path.name for path in (tmp_path / "warehouse").iterdir()) == [
+        "_lock",
+        "_staging",
+    ]
+    again = broadsheet("run", str(sample_dir), cwd=tmp_path, home=home)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"articles written\s*│\s*17", again.stdout)
+    assert not any((tmp_path / "warehouse" / "_staging").iterdir())
 
 
 @pytest.mark.slow
