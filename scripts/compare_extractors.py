@@ -91,8 +91,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--passes", type=int, default=20, help="Broadsheet's passes over the bodies a round"
     )
     options = parser.parse_args(argv)
+    gold = options.corpus / "gold-dev.jsonl"
+    if not gold.is_file():
+        parser.error(f"no gold labels at {gold}: pass the corpus directory")
 
-    labels = load_gold(options.corpus / "gold-dev.jsonl")
+    labels = load_gold(gold)
     bodies = []
     for label in labels:
         envelope = parse_envelope(decode_document(label.path.read_bytes()))
