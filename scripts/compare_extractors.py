@@ -16,13 +16,12 @@ ratio of each round (both measured under the same load) with their median.
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import trafilatura
 
 from broadsheet.evaluation import Score, load_gold, macro, score
 from transforms import extract_body, parse_envelope
@@ -33,6 +32,8 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus
 
 def trafilatura_paragraphs(html: str) -> list[str]:
     """trafilatura's text of a body, one paragraph a line, with its default settings."""
+    import trafilatura  # the bench extra's: imported once ``main`` has checked it is there
+
     text = trafilatura.extract(html, output_format="txt", include_comments=False) or ""
     return [line for line in text.splitlines() if line.strip()]
 
@@ -94,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     gold = options.corpus / "gold-dev.jsonl"
     if not gold.is_file():
         parser.error(f"no gold labels at {gold}: pass the corpus directory")
+    try:
+        importlib.import_module("trafilatura")
+    except ImportError:
+        parser.error("trafilatura is not installed: pip install -e '.[bench]'")
 
     labels = load_gold(gold)
     bodies = []
