@@ -161,9 +161,18 @@ def run(
     server = RUN_SERVER
     started = time.perf_counter()
     server.start()  # does nothing when the entry point started it already
+    from pyarrow import ArrowInvalid
+
     try:
         _run_flow(
             inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started
+        )
+    except ArrowInvalid as error:  # Broadsheet's own files are written whole, then renamed
+        server.stop()
+        _fail(
+            f"{error} (a warehouse file changed or cut short outside Broadsheet, which "
+            "writes each file whole: restore it from a backup)",
+            EXIT_FATAL,
         )
     finally:
         server.stop()

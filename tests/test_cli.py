@@ -180,6 +180,22 @@ def test_a_full_disk_mid_run_ends_it_with_one_error_line_and_the_next_run_recove
 
 
 @pytest.mark.slow
+def test_a_warehouse_file_damaged_outside_broadsheet_is_one_error_line(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    run_ingest([str(sample_dir)], str(warehouse))
+    ledger = warehouse / "ledger" / "part-0.parquet"
+    ledger.write_bytes(ledger.read_bytes()[:100])  # a copy cut short
+    result = broadsheet("run", str(sample_dir), cwd=tmp_path, home=tmp_path / "prefect")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: Could not open Parquet input source '{ledger}'")
+    assert lines[0].endswith("writes each file whole: restore it from a backup)")
+
+
+@pytest.mark.slow
 def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
     tmp_path: Path, sample_dir: Path
 ) -> None:
