@@ -18,7 +18,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.sharedctypes import Synchronized
 
@@ -62,7 +62,12 @@ class WorkerPool:
         warn: Callable[[str], None],
     ) -> BatchResult:
         """The batch's result; ``warn`` is told of a dead worker and of each file rejected."""
-        executor, future = self._submit(batch, staging, run_id, ingested_at_ms)
+        executor = self._executor
+        try:
+            future = executor.submit(parse_batch_files, batch, staging, run_id, ingested_at_ms)
+        except BrokenProcessPool:  # broken before the batch reached it: the new pool takes it
+            self._replace(executor)
+            return self.parse(batch, staging, run_id, ingested_at_ms, warn)
         try:
             return future.result()
         except BrokenProcessPool:
@@ -76,23 +81,6 @@ class WorkerPool:
     def shutdown(self) -> None:
         """Stop the workers once they are idle."""
         self._executor.shutdown(wait=True)
-
-    def _submit(
-        self, batch: Batch, staging: str, run_id: str, ingested_at_ms: int
-    ) -> tuple[ProcessPoolExecutor, Future[BatchResult]]:
-        while True:
-            executor = self._executor
-            try:
-                future = executor.submit(parse_batch_files, batch, staging, run_id, ingested_at_ms)
-            except BrokenProcessPool:
-                failed: Future[BatchResult] = Future()
-                failed.set_exception(BrokenProcessPool("the pool was broken before the batch"))
-                return executor, failed
-            except RuntimeError:  # shut down by ``_replace`` since it was read: take the new one
-                if executor is self._executor:
-                    raise
-                continue
-            return executor, future
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

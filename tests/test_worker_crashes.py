@@ -3,7 +3,9 @@ kill a process on their own, as ``worker_crashed`` rejects, never the run."""
 
 from __future__ import annotations
 
+import signal
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pyarrow as pa
@@ -145,6 +147,24 @@ def test_a_pool_whose_worker_dies_recovers_every_batch_it_held_and_is_replaced(
         f"rejected as worker_crashed: {poison}: {results[1].rejects[0].detail}"
     ]
     assert _staged_paths(after) == [str(tmp_path / "after" / "x.md")]
+
+
+def test_a_batch_given_to_a_pool_already_broken_goes_to_the_new_pool_unsearched(
+    tmp_path: Path,
+) -> None:
+    pool = WorkerPool(1)
+    try:
+        broken = pool._executor
+        with pytest.raises(BrokenProcessPool):
+            broken.submit(signal.raise_signal, signal.SIGKILL).result()
+        warnings: list[str] = []
+        batch = _batch(tmp_path / "in", 0, ["a.md"])
+        result = pool.parse(batch, str(tmp_path / "staging"), "run", 0, warnings.append)
+        assert pool._executor is not broken
+    finally:
+        pool.shutdown()
+    assert warnings == []
+    assert _staged_paths(result) == [batch.files[0][0].path]
 
 
 @pytest.mark.parametrize(
