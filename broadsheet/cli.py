@@ -61,6 +61,7 @@ EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_NOT_FOUND = 4
+EXIT_BROKEN = 5
 
 
 def sample_input_dir() -> Path:
@@ -457,6 +458,34 @@ def report(
     except OSError as error:
         _fail(f"cannot write {out}: {error.strerror or error}", EXIT_FATAL)
     _say(f"Report written to {written.resolve()}")
+
+
+@app.command()
+def verify(warehouse: WarehouseOption = Path("warehouse")) -> None:
+    """Check the warehouse against the guarantees Broadsheet keeps: readable files, no
+    half-applied commit, one row per article, version and ledger path, rows in their
+    month's partition, runs whose outcomes add up. Exit code 5 when one is broken."""
+    from broadsheet.warehouse_query import WarehouseMissingError
+    from broadsheet.warehouse_verify import verify as verify_warehouse
+
+    root = warehouse.resolve()
+    try:
+        results = verify_warehouse(root)
+    except WarehouseMissingError as error:
+        _fail(str(error), EXIT_FATAL)
+    for result in results:
+        state = "ok" if result.holds else f"BROKEN ({result.broken:,})"
+        _say(f"{state:<14} {result.name}: {result.guarantee}")
+        for example in result.examples:
+            _say(f"{'':<17}{example}")
+    broken = [result for result in results if not result.holds]
+    if broken:
+        _fail(
+            f"{len(broken)} of {len(results)} checks failed on {root}: its files were changed "
+            "outside Broadsheet, or a bug broke them",
+            EXIT_BROKEN,
+        )
+    _say(f"All {len(results)} checks passed on {root}.")
 
 
 @app.command()

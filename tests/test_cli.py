@@ -195,6 +195,25 @@ def test_a_warehouse_file_damaged_outside_broadsheet_is_one_error_line(
     assert lines[0].endswith("writes each file whole: restore it from a backup)")
 
 
+def test_verify_exits_0_on_a_sound_warehouse_and_5_on_a_damaged_one(
+    tmp_path: Path, sample_dir: Path
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    run_ingest([str(sample_dir)], str(warehouse))
+    sound = broadsheet("verify", cwd=tmp_path, home=tmp_path / "prefect")
+    assert sound.returncode == 0, sound.stderr
+    assert sound.stdout.strip().splitlines()[-1] == f"All 7 checks passed on {warehouse}."
+    ledger = warehouse / "ledger" / "part-0.parquet"
+    shutil.copy(ledger, ledger.with_name("part-1.parquet"))
+    damaged = broadsheet("verify", cwd=tmp_path, home=tmp_path / "prefect")
+    assert damaged.returncode == 5
+    assert re.search(r"^BROKEN \(23\) +one_ledger_row_per_path:", damaged.stdout, re.MULTILINE)
+    assert damaged.stderr.strip() == (
+        f"error: 1 of 7 checks failed on {warehouse}: its files were changed outside "
+        "Broadsheet, or a bug broke them"
+    )
+
+
 @pytest.mark.slow
 def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
     tmp_path: Path, sample_dir: Path
@@ -357,7 +376,16 @@ def test_unwritable_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
         ("--help",),
         *(
             (command, "--help")
-            for command in ("run", "query", "runs", "show", "report", "dictionary", "serve")
+            for command in (
+                "run",
+                "query",
+                "runs",
+                "show",
+                "report",
+                "verify",
+                "dictionary",
+                "serve",
+            )
         ),
     ],
 )

@@ -25,6 +25,7 @@ import pytest
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
 from broadsheet.warehouse_commit import JOURNAL_NAME, PART_FILE, staged_name
+from broadsheet.warehouse_verify import verify
 from tests.archive_files import bare
 
 pytestmark = pytest.mark.slow
@@ -205,6 +206,8 @@ def test_sigkill_at_any_point_loses_and_duplicates_nothing(scenario: dict[str, P
         run_ingest([str(scenario["a"]), str(scenario["b"])], str(warehouse))
 
         _assert_readable_and_consistent(warehouse)
+        broken = [result for result in verify(warehouse) if not result.holds]
+        assert not broken, f"after a kill at {label}: {broken}"
         content = _content(warehouse)
         for name, expected in reference.items():
             assert content[name].equals(expected), f"{name} differs after a kill at {label}"

@@ -40,6 +40,6 @@ def test_every_cli_command_has_a_readme_entry() -> None:
         for command in app.registered_commands
         if command.callback is not None
     ]
-    assert len(commands) == 7
+    assert len(commands) == 8
     for name in commands:
         assert f"### `broadsheet {name}" in README, f"README has no entry for {name}"
