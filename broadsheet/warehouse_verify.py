@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from broadsheet.resolve import RUN_OUTCOME_COLUMNS
+from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
 from broadsheet.warehouse_commit import JOURNAL_NAME
 from broadsheet.warehouse_query import connect
 from schemas import PARTITIONED_TABLES, TABLE_SCHEMAS
@@ -103,6 +103,14 @@ def _rows_check(
 
 
 _OUTCOME_SUM = " + ".join(RUN_OUTCOME_COLUMNS.values())
+_STORED_OUTCOMES = ", ".join(
+    f"'{outcome.value}'"
+    for outcome in (
+        Outcome.ARTICLE_WRITTEN,
+        Outcome.VERSION_SUPERSEDED,
+        Outcome.IDENTICAL_DUPLICATE,
+    )
+)
 
 _TABLE_CHECKS = (
     _rows_check(
@@ -117,6 +125,15 @@ _TABLE_CHECKS = (
         "SELECT content_sha256 || ': ' || count(*) || ' rows' FROM (SELECT content_sha256 "
         "FROM articles UNION ALL SELECT content_sha256 FROM article_versions) "
         "GROUP BY content_sha256 HAVING count(*) > 1 ORDER BY 1",
+    ),
+    _rows_check(
+        "ledger_versions_stored",
+        "every version the ledger records as stored (written, superseded or an identical "
+        "duplicate of one) is in articles or article_versions",
+        "SELECT source_path || ': ' || outcome || ', ' || content_sha256 || ' not stored' "
+        f"FROM ledger WHERE outcome IN ({_STORED_OUTCOMES}) AND content_sha256 NOT IN "
+        "(SELECT content_sha256 FROM articles UNION ALL SELECT content_sha256 FROM "
+        "article_versions) ORDER BY 1",
     ),
     _rows_check(
         "rows_in_their_month",

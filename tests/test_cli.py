@@ -202,14 +202,14 @@ def test_verify_exits_0_on_a_sound_warehouse_and_5_on_a_damaged_one(
     run_ingest([str(sample_dir)], str(warehouse))
     sound = broadsheet("verify", cwd=tmp_path, home=tmp_path / "prefect")
     assert sound.returncode == 0, sound.stderr
-    assert sound.stdout.strip().splitlines()[-1] == f"All 7 checks passed on {warehouse}."
+    assert sound.stdout.strip().splitlines()[-1] == f"All 8 checks passed on {warehouse}."
     ledger = warehouse / "ledger" / "part-0.parquet"
     shutil.copy(ledger, ledger.with_name("part-1.parquet"))
     damaged = broadsheet("verify", cwd=tmp_path, home=tmp_path / "prefect")
     assert damaged.returncode == 5
     assert re.search(r"^BROKEN \(23\) +one_ledger_row_per_path:", damaged.stdout, re.MULTILINE)
     assert damaged.stderr.strip() == (
-        f"error: 1 of 7 checks failed on {warehouse}: its files were changed outside "
+        f"error: 1 of 8 checks failed on {warehouse}: its files were changed outside "
         "Broadsheet, or a bug broke them"
     )
 

@@ -20,6 +20,7 @@ CHECKS = [
     "no_interrupted_commit",
     "one_row_per_article",
     "one_row_per_version",
+    "ledger_versions_stored",
     "rows_in_their_month",
     "one_ledger_row_per_path",
     "runs_add_up",
@@ -81,6 +82,20 @@ def test_a_partition_file_copied_twice_duplicates_articles_and_versions(
     assert broken["one_row_per_article"].broken == rows
     assert len(broken["one_row_per_article"].examples) == min(rows, SHOWN)
     assert all(e.endswith(": 2 rows") for e in broken["one_row_per_version"].examples)
+
+
+def test_rows_lost_with_a_deleted_file_are_named_by_their_input_paths(warehouse: Path) -> None:
+    removed = _partition_files(warehouse)[0]
+    lost = sorted(pq.read_table(removed).column("source_path").to_pylist())
+    removed.unlink()
+    broken = _broken(warehouse)
+    assert list(broken) == ["ledger_versions_stored"]
+    assert broken["ledger_versions_stored"].broken == len(lost)
+    named = [
+        example.split(": article_written, ")[0]
+        for example in broken["ledger_versions_stored"].examples
+    ]
+    assert named == lost[:SHOWN]
 
 
 def test_a_file_moved_to_another_month_is_reported(warehouse: Path) -> None:

@@ -32,6 +32,7 @@ from broadsheet.warehouse_commit import (
     read_ledger,
     warehouse_lock,
 )
+from broadsheet.warehouse_verify import verify
 from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
 from tests.archive_files import bare, with_front_matter
 
@@ -94,8 +95,12 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def ingest(inputs: Path | list[Path], warehouse: Path, **options: int) -> RunSummary:
+    """One run, after which ``broadsheet verify`` must find every guarantee kept."""
     paths = [str(p) for p in (inputs if isinstance(inputs, list) else [inputs])]
-    return run_ingest(paths, str(warehouse), batch_size=options.get("batch_size", 500))
+    summary = run_ingest(paths, str(warehouse), batch_size=options.get("batch_size", 500))
+    broken = [result for result in verify(warehouse) if not result.holds]
+    assert not broken, broken
+    return summary
 
 
 def test_rerun_on_unchanged_inputs_reads_nothing_and_rewrites_nothing(
