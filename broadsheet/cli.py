@@ -463,8 +463,9 @@ def report(
 @app.command()
 def verify(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Check the warehouse against the guarantees Broadsheet keeps: readable files, no
-    half-applied commit, one row per article, version and ledger path, rows in their
-    month's partition, runs whose outcomes add up. Exit code 5 when one is broken."""
+    half-applied commit, one row per article, version and ledger path, every version the
+    ledger records as stored present, rows in their month's partition, runs whose outcomes
+    add up. Exit code 5 when one is broken."""
     from broadsheet.warehouse_query import WarehouseMissingError
     from broadsheet.warehouse_verify import verify as verify_warehouse
 
