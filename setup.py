@@ -12,7 +12,11 @@ setup(
     ext_modules=[
         Extension(
             "transforms._speedups",
-            sources=["transforms/_speedups.c", "transforms/_header_reader.c"],
+            sources=[
+                "transforms/_speedups.c",
+                "transforms/_header_reader.c",
+                "transforms/_markup_scan.c",
+            ],
             include_dirs=lxml.get_include(),
             optional=True,
         )

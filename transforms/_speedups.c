@@ -12,7 +12,8 @@
  *
  * It also holds normalise_text, the C twin of transforms.text's pure-Python version, which runs
  * on every block of every article, and (in _header_reader.c) read_header, which reads a file's
- * header from its bytes for transforms.envelope.
+ * header from its bytes for transforms.envelope, and (in _markup_scan.c) crowded_tag, which finds
+ * a tag with too many attributes for libxml2 before transforms.body parses a body.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -129,6 +130,7 @@ static PyObject *normalise_text(PyObject *module, PyObject *text);
 
 /* transforms/_header_reader.c */
 PyObject *read_header(PyObject *module, PyObject *args);
+PyObject *crowded_tag(PyObject *module, PyObject *args);
 
 /* Tags seen so far, by name: kind, flags and the tag as a str. Bounded; misses past the
  * bound are computed each time. */
@@ -2254,6 +2256,9 @@ static PyMethodDef speedups_methods[] = {
      "read_header(raw, start) -> (source_format, front_matter, title, url, date, body_start) "
      "read from raw[start:] as transforms.envelope.parse_envelope reads it, or None when "
      "parse_envelope must read it."},
+    {"crowded_tag", crowded_tag, METH_VARARGS,
+     "crowded_tag(markup, limit) -> the attribute count of the first tag in markup with more "
+     "than limit attributes, or 0 (see _markup_scan.c)."},
     {NULL, NULL, 0, NULL},
 };
 

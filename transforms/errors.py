@@ -19,6 +19,7 @@ class RejectReason(StrEnum):
     MISSING_FIELD = "missing_field"
     INVALID_URL = "invalid_url"
     TOO_DEEPLY_NESTED = "too_deeply_nested"
+    TOO_MANY_ATTRIBUTES = "too_many_attributes"
     UNPARSABLE_HTML = "unparsable_html"
     TIME_LIMIT = "time_limit"
     EXTRACTION_FAILED = "extraction_failed"
