@@ -262,8 +262,8 @@ MAX_ATTRIBUTES_PER_TAG = 1_000
 """A body with a tag holding more attributes is rejected before libxml2 parses it, since its
 parse time grows with the square of a tag's attributes (``transforms.markup_scan``). Real
 markup holds a few: the most in the real corpus is 12. At this limit, a body of 7 MB of such
-tags parses in about 2.6 s, as long as other bodies of that size; one tag of 600,000 took 18
-minutes."""
+tags parses in about 2.6 s, as long as other bodies of that size; one tag of 64,000 took 40 s
+and one of 600,000 had not finished after 10 minutes."""
 
 DEFAULT_TIME_LIMIT_SECONDS = 2.0
 """Extraction of one body stops with a ``time_limit`` reject after this long (real bodies take

@@ -1,8 +1,9 @@
 """Find a tag with more attributes than libxml2 can parse in reasonable time, before it parses.
 
 libxml2's HTML parser checks each attribute of a tag against the ones before it, so its time
-grows with the square of one tag's attributes: a tag with 16,000 took it 0.75 s, one with
-600,000 (an 8 MB file) about 18 minutes. ``crowded_tag`` finds such a tag with the HTML5
+grows with the square of one tag's attributes, or faster: a tag with 16,000 took it 0.7 s, one
+with 64,000 40 s, and one with 600,000 (an 8 MB file) had not finished after 10 minutes.
+``crowded_tag`` finds such a tag with the HTML5
 tokenizer's states for tags and attributes (libxml2's HTML tokenizer follows HTML5). Comments,
 doctypes and script or style text are not set apart, so a tag-like run inside them counts as a
 tag: the count can be too high, never too low. ``transforms/_markup_scan.c`` is the same scan
