@@ -41,6 +41,13 @@ from broadsheet.prefect_server import (
 from broadsheet.progress import set_batch_listener
 from broadsheet.resolve import Outcome
 from broadsheet.runner import Runner
+from broadsheet.stop_signals import (
+    EXIT_STOPPED_BY_SIGNAL,
+    end_process_when_stopped,
+    exit_now,
+    signal_number,
+    stopped_message,
+)
 
 if TYPE_CHECKING:
     from broadsheet.pipeline import RunSummary
@@ -160,14 +167,20 @@ def run(
     apply_quiet_prefect_defaults()
     prefer_jemalloc()
     server = RUN_SERVER
+    end_process_when_stopped()
     started = time.perf_counter()
     server.start()  # does nothing when the entry point started it already
+    from prefect.exceptions import TerminationSignal
     from pyarrow import ArrowInvalid
 
     try:
         _run_flow(
             inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started
         )
+    except (KeyboardInterrupt, TerminationSignal) as stop:
+        server.stop()
+        signum = signal_number(stop)
+        exit_now(stopped_message(signum), EXIT_STOPPED_BY_SIGNAL + signum)
     except ArrowInvalid as error:  # Broadsheet's own files are written whole, then renamed
         server.stop()
         _fail(

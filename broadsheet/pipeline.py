@@ -97,9 +97,10 @@ class Batch:
     """The run before this one died while parsing: parse this batch in a worker process even
     where it would be parsed in the flow's own (``flows.ingest``), so that a file that
     crashes the process is found and rejected instead of ending this run too."""
-    crashed: tuple[tuple[str, str], ...] = ()
-    """(path, detail) of the files that end a process parsing them alone
-    (``broadsheet.worker_crashes``): rejected as ``worker_crashed`` without being parsed."""
+    set_aside: tuple[tuple[str, RejectReason, str], ...] = ()
+    """(path, reason, detail) of the files that end or stall a process parsing them alone
+    (``broadsheet.worker_crashes``): rejected as ``worker_crashed`` or ``time_limit`` without
+    being parsed."""
 
 
 @pickled_by_fields
@@ -187,7 +188,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
         rejects.append(RejectRow(input_file.path, digest, reason.value, detail))
         results.append(FileResult(digest, False))
 
-    crashed = dict(batch.crashed)
+    set_aside = {path: (reason, detail) for path, reason, detail in batch.set_aside}
     for start in range(0, len(batch.files), PARSE_CHUNK):
         chunk = batch.files[start : start + PARSE_CHUNK]
         contents = [read_and_hash(input_file) for input_file, _ in chunk]
@@ -196,7 +197,7 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             for (input_file, known_hash), content in zip(chunk, contents, strict=True)
             if not isinstance(content, OSError)
             and content[1] != known_hash
-            and input_file.path not in crashed
+            and input_file.path not in set_aside
         ]
         kill_at_parse(input_file for input_file, _ in changed)
         outcomes = iter(parse_articles([raw for _, raw in changed]))
@@ -213,8 +214,8 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             if digest == known_hash:
                 results.append(FileResult(digest, True))
                 continue
-            if input_file.path in crashed:
-                reject(input_file, digest, RejectReason.WORKER_CRASHED, crashed[input_file.path])
+            if input_file.path in set_aside:
+                reject(input_file, digest, *set_aside[input_file.path])
                 continue
             article = next(outcomes)
             if isinstance(article, RejectError):
@@ -571,8 +572,13 @@ def _ingest_wave(
     warehouse.parsing_marker.write_text(run_id, encoding="utf-8")
     try:
         results = context.map_batches(batches, str(staging), run_id, context.started_ms)
-    finally:  # left only by a process that dies parsing, where no ``finally`` runs
+    except Exception:
         warehouse.parsing_marker.unlink()
+        raise
+    # Left by a process that dies parsing, and by one stopped there (KeyboardInterrupt,
+    # SystemExit): the user may have stopped a parse that stalled, which the next run's
+    # worker process then watches (``broadsheet.worker_crashes``).
+    warehouse.parsing_marker.unlink()
     kill_point("parsed")
 
     versions = [

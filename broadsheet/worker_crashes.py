@@ -1,14 +1,20 @@
-"""Parse batches whose worker process died, without failing the run.
+"""Parse batches whose worker process died or stalled, without failing or stalling the run.
 
 A worker process can die with no Python exception to catch: a crash in C code (libxml2,
 CLD2, Broadsheet's C walk) on some file, or the kernel's out-of-memory killer. Python's
 process pool then fails every batch it holds (``BrokenProcessPool``). Failing the run would
 fail every later run too, on the same file, since a file is recorded only by a finished run.
+A worker can also stall: a parse that, on some input, takes hours in C code where Python
+cannot interrupt it (libxml2 took over 10 minutes on one tag of 600,000 attributes, before
+``transforms.markup_scan`` found such tags), or a read from a network mount that hangs. So a
+batch that has not finished long after it should have (``batch_time_limit``) has its pool's
+processes stopped, as if they had died.
 
-So each batch the dead worker's pool held is parsed again: first its files one by one, in a
-fresh process, which shows which file, if any, ends a process on its own (the next process
-starts after it); those files become ``worker_crashed`` rejects; then the rest of the batch
-in a fresh process. The pool is replaced for the batches still to come.
+Each batch the dead or stopped pool held is then parsed again: first its files one by one,
+in a fresh process, which shows which file, if any, ends a process on its own (the next
+process starts after it) or keeps it on one file for ``FILE_TIME_LIMIT_SECONDS``; those files
+become ``worker_crashed`` or ``time_limit`` rejects; then the rest of the batch in a fresh
+process. The pool is replaced for the batches still to come.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import dataclasses
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
 
 from broadsheet.pipeline import (
@@ -30,10 +38,40 @@ from broadsheet.pipeline import (
     read_and_hash,
 )
 from broadsheet.read_inputs import InputFile
-from transforms import parse_articles
+from transforms import RejectReason, parse_articles
 
 _CONTEXT = multiprocessing.get_context("spawn")
 """Spawned, not forked, as the pool's workers: the flow's process runs threads."""
+
+FILE_TIME_LIMIT_SECONDS = 60.0
+"""A file that keeps a process parsing it alone for this long is a ``time_limit`` reject. The
+slowest real file parses in milliseconds, an 8 MiB file of the worst markup in about 3 s."""
+
+BATCH_TIME_LIMIT_SECONDS = 60.0
+BATCH_SECONDS_PER_FILE = 0.02
+BATCH_SECONDS_PER_MIB = 10.0
+"""With the two above: how long a batch may take in the pool before its processes are
+stopped (``batch_time_limit``), some 30 to 80 times what its files take on this project's
+development machine (about 0.3 ms a file and 0.3 s a MiB), so a loaded machine never trips
+it, and an hour-long stall costs minutes."""
+
+_POLL_SECONDS = 0.2
+
+
+def batch_time_limit(batch: Batch) -> float:
+    """Seconds ``batch`` may take in a worker before it is taken to have stalled."""
+    mebibytes = sum(input_file.size for input_file, _ in batch.files) / 2**20
+    return (
+        BATCH_TIME_LIMIT_SECONDS
+        + len(batch.files) * BATCH_SECONDS_PER_FILE
+        + mebibytes * BATCH_SECONDS_PER_MIB
+    )
+
+
+class ParseStoppedError(BaseException):
+    """The run is stopping (a stop signal): a batch left unparsed is not parsed again. A
+    ``BaseException``, as ``KeyboardInterrupt`` is: an interruption, not an error for an
+    ``except Exception`` to handle (Prefect reports its task as crashed, with no traceback)."""
 
 
 class WorkerCrashError(Exception):
@@ -45,13 +83,16 @@ class WorkerCrashError(Exception):
 
 class WorkerPool:
     """Worker processes for the parse tasks of one wave: ``parse`` is ``parse_batch_files``
-    in one of them. When a worker dies, every batch its pool held is parsed again with
-    ``parse_batch_after_crash`` and a new pool takes the batches still to come."""
+    in one of them. When a worker dies, or a batch stalls and the pool's processes are
+    stopped, every batch the pool held is parsed again with ``parse_batch_after_crash`` and a
+    new pool takes the batches still to come."""
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._lock = threading.Lock()
         self._executor = self._new_executor()
+        self._longest_limit = 0.0
+        self._stopping = False
 
     def parse(
         self,
@@ -61,16 +102,39 @@ class WorkerPool:
         ingested_at_ms: int,
         warn: Callable[[str], None],
     ) -> BatchResult:
-        """The batch's result; ``warn`` is told of a dead worker and of each file rejected."""
-        executor = self._executor
+        """The batch's result; ``warn`` is told of a dead or stalled worker and of each file
+        rejected."""
+        limit = batch_time_limit(batch)
+        if self._stopping:
+            raise ParseStoppedError(f"batch {batch.index} was not parsed: the run is stopping")
+        with self._lock:
+            self._longest_limit = max(self._longest_limit, limit)
+            executor = self._executor
         try:
             future = executor.submit(parse_batch_files, batch, staging, run_id, ingested_at_ms)
         except BrokenProcessPool:  # broken before the batch reached it: the new pool takes it
             self._replace(executor)
             return self.parse(batch, staging, run_id, ingested_at_ms, warn)
+        # Counted from when the batch enters the pool's queue, where it may wait for one
+        # batch ahead of it to finish.
+        if not _finished_within(future, limit + self._longest_limit):
+            warn(
+                f"batch {batch.index} has not finished after {limit + self._longest_limit:.0f} "
+                "s, far longer than its files take: stopping its pool's processes to find any "
+                "file that stalls one"
+            )
+            _stop_processes(executor)
+            self._replace(executor)
+            return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn)
         try:
             return future.result()
+        except CancelledError:  # the pool was replaced before it started the batch
+            return self.parse(batch, staging, run_id, ingested_at_ms, warn)
         except BrokenProcessPool:
+            if self._stopping:
+                raise ParseStoppedError(
+                    f"batch {batch.index} was not parsed: the run is stopping"
+                ) from None
             self._replace(executor)
         warn(
             f"a parse worker process died while batch {batch.index} was in its pool: parsing "
@@ -82,6 +146,13 @@ class WorkerPool:
         """Stop the workers once they are idle."""
         self._executor.shutdown(wait=True)
 
+    def stop(self) -> None:
+        """Kill the workers now, for a run that is stopping: the batches they held fail with
+        ``ParseStoppedError`` instead of being parsed again."""
+        self._stopping = True
+        with self._lock:
+            _stop_processes(self._executor)
+
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._executor is broken:
@@ -92,6 +163,26 @@ class WorkerPool:
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=_CONTEXT)
 
 
+def _finished_within(future: Future[BatchResult], seconds: float) -> bool:
+    """Whether ``future`` finished (or failed) within ``seconds`` of the pool starting it."""
+    started: float | None = None
+    while not wait([future], timeout=_POLL_SECONDS).done:
+        if started is None:
+            if future.running():
+                started = time.monotonic()
+        elif time.monotonic() - started > seconds:
+            return False
+    return True
+
+
+def _stop_processes(executor: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's worker processes; its futures then fail with ``BrokenProcessPool``.
+    Python 3.11 has no public way to reach them (3.14 adds ``kill_workers``)."""
+    processes: dict[int, BaseProcess] = getattr(executor, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
+
+
 def parse_batch_after_crash(
     batch: Batch,
     staging: str,
@@ -99,31 +190,43 @@ def parse_batch_after_crash(
     ingested_at_ms: int,
     warn: Callable[[str], None],
 ) -> BatchResult:
-    """``parse_batch_files`` of a batch whose worker died, in a fresh process, with the files
-    that end a process on their own (``crashing_files``) rejected instead of parsed; ``warn``
-    is told of each."""
-    crashed = crashing_files(batch)
-    for path, detail in crashed.items():
-        warn(f"rejected as worker_crashed: {path}: {detail}")
-    retry = dataclasses.replace(batch, crashed=tuple(sorted(crashed.items())))
+    """``parse_batch_files`` of a batch whose worker died or stalled, in a fresh process, with
+    the files that end or stall a process on their own (``crashing_files``) rejected instead
+    of parsed; ``warn`` is told of each."""
+    set_aside = crashing_files(batch)
+    for path, (reason, detail) in set_aside.items():
+        warn(f"rejected as {reason}: {path}: {detail}")
+    retry = dataclasses.replace(
+        batch,
+        set_aside=tuple((path, reason, detail) for path, (reason, detail) in set_aside.items()),
+    )
+    limit = batch_time_limit(retry)
     with ProcessPoolExecutor(max_workers=1, mp_context=_CONTEXT) as executor:
         future = executor.submit(parse_batch_files, retry, staging, run_id, ingested_at_ms)
+        if not _finished_within(future, limit):
+            _stop_processes(executor)
+            raise WorkerCrashError(
+                f"batch {batch.index}: the process parsing it again had not finished after "
+                f"{limit:.0f} s although no file of it ({len(set_aside)} set aside) stalls a "
+                "process on its own; rerun: files are recorded only by a finished run"
+            )
         try:
             return future.result()
         except BrokenProcessPool:
             pass
     raise WorkerCrashError(
         f"batch {batch.index}: the process parsing it died again although no file of it "
-        f"({len(crashed)} set aside) ends a process on its own; rerun: files are recorded "
+        f"({len(set_aside)} set aside) ends a process on its own; rerun: files are recorded "
         "only by a finished run"
     )
 
 
-def crashing_files(batch: Batch) -> dict[str, str]:
-    """Path -> reject detail of each file of ``batch`` whose parse ends the process, found by
-    parsing the batch's files one by one in a fresh process; after a file that ends one, the
-    next process starts at the file after it."""
-    found: dict[str, str] = {}
+def crashing_files(batch: Batch) -> dict[str, tuple[RejectReason, str]]:
+    """Path -> (reason, detail) of each file of ``batch`` whose parse ends the process
+    (``worker_crashed``) or keeps it on that file for ``FILE_TIME_LIMIT_SECONDS``
+    (``time_limit``), found by parsing the batch's files one by one in a fresh process;
+    after such a file, the next process starts at the file after it."""
+    found: dict[str, tuple[RejectReason, str]] = {}
     position: Synchronized[int] = _CONTEXT.Value("q", -1)
     start = 0
     while start < len(batch.files):
@@ -135,29 +238,58 @@ def crashing_files(batch: Batch) -> dict[str, str]:
             daemon=True,
         )
         process.start()
-        process.join()
+        stalled = _stalled(process, position)
         if process.exitcode == 0:
             break
         if position.value < 0:
             raise WorkerCrashError(
-                f"batch {batch.index}: a new parse process died ({_death(process.exitcode)}) "
+                f"batch {batch.index}: a new parse process "
+                f"{'did not start' if stalled else 'died'} ({_death(process.exitcode)}) "
                 "before it read a file"
             )
-        crashed = start + position.value
-        found[batch.files[crashed][0].path] = (
-            f"the process parsing this file alone died ({_death(process.exitcode)}): a crash "
-            "in C code, or the out-of-memory killer; it is read again when it changes or the "
-            "parser version does"
+        culprit = start + position.value
+        found[batch.files[culprit][0].path] = (
+            (
+                RejectReason.TIME_LIMIT,
+                f"the process parsing this file alone was still on it after "
+                f"{FILE_TIME_LIMIT_SECONDS:.0f} s and was stopped: a parse that stalls in C "
+                "code, or a read that hangs; it is read again when it changes or the parser "
+                "version does",
+            )
+            if stalled
+            else (
+                RejectReason.WORKER_CRASHED,
+                f"the process parsing this file alone died ({_death(process.exitcode)}): a "
+                "crash in C code, or the out-of-memory killer; it is read again when it "
+                "changes or the parser version does",
+            )
         )
-        start = crashed + 1
+        start = culprit + 1
     return found
+
+
+def _stalled(process: BaseProcess, position: Synchronized[int]) -> bool:
+    """Wait for ``process`` to end; SIGKILL it, and say so, once ``position`` has stayed on
+    one file (or before the first) for ``FILE_TIME_LIMIT_SECONDS``."""
+    last, since = position.value, time.monotonic()
+    while True:
+        process.join(_POLL_SECONDS)
+        if process.exitcode is not None:
+            return False
+        current = position.value
+        if current != last:
+            last, since = current, time.monotonic()
+        elif time.monotonic() - since > FILE_TIME_LIMIT_SECONDS:
+            process.kill()
+            process.join()
+            return True
 
 
 def _parse_one_by_one(
     files: Sequence[tuple[InputFile, str | None]], position: Synchronized[int]
 ) -> None:
     """Parse the files that ``parse_batch_files`` would, one at a time, with ``position``
-    at the file being parsed: what the parent reads when this process dies."""
+    at the file being parsed: what the parent reads when this process dies or stalls."""
     for index, (input_file, known_hash) in enumerate(files):
         position.value = index
         content = read_and_hash(input_file)

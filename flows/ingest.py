@@ -15,6 +15,7 @@ cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whicheve
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -23,7 +24,8 @@ from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
+from prefect.exceptions import TerminationSignal
+from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -38,6 +40,7 @@ from broadsheet.pipeline import (
 )
 from broadsheet.progress import batch_done
 from broadsheet.runner import Runner, default_workers
+from broadsheet.stop_signals import end_after_grace, signal_number
 from broadsheet.warehouse_sync import remote_warehouse
 from broadsheet.worker_crashes import WorkerPool, parse_batch_after_crash
 
@@ -115,18 +118,53 @@ def map_with_prefect_tasks(
         order = {id(future): index for index, future in enumerate(futures)}
         results: dict[int, BatchResult] = {}
         batch_done(done_before, run_batches)
-        for future in as_completed(futures):
-            index = order[id(future)]
-            try:
-                results[index] = future.result()
-            except Exception as error:
-                if type(error).__name__ != "KilledWorker":
-                    raise
-                results[index] = _parse_here_after_dask_crash(
-                    batches[index], staging, run_id, ingested_at_ms
-                )
-            batch_done(done_before + len(results), run_batches)
+        try:
+            for future in _as_completed(futures):
+                index = order[id(future)]
+                try:
+                    results[index] = future.result()
+                except Exception as error:
+                    if type(error).__name__ != "KilledWorker":
+                        raise
+                    results[index] = _parse_here_after_dask_crash(
+                        batches[index], staging, run_id, ingested_at_ms
+                    )
+                batch_done(done_before + len(results), run_batches)
+        except (KeyboardInterrupt, TerminationSignal) as stop:
+            _stop_parsing(stop)
+            raise
     return [results[index] for index in range(len(futures))]
+
+
+def _stop_parsing(stop: BaseException) -> None:
+    """On a stop signal while batches are parsing: kill the worker processes and, in the
+    CLI's process, end it shortly if the clean-up waits on a parse task's thread held by a
+    stalled parse (``broadsheet.stop_signals``)."""
+    pool = _process_pool
+    if pool is not None:
+        pool.stop()
+    if _tasks_in_this_process:
+        end_after_grace(signal_number(stop))
+
+
+def _as_completed(
+    futures: Sequence[PrefectFuture[BatchResult]],
+) -> Iterator[PrefectFuture[BatchResult]]:
+    """Each of ``futures`` as it finishes, as Prefect's ``as_completed`` gives them, but
+    waiting a second at a time. The kernel hands Ctrl-C's SIGINT to any thread, mostly one of
+    Prefect's, and a wait with no time limit in the main thread is then never woken to raise
+    ``KeyboardInterrupt``: a run whose parse stalled could not be stopped."""
+    finished: queue.SimpleQueue[PrefectFuture[BatchResult]] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    remaining = len(futures)
+    while remaining:
+        try:
+            future = finished.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        remaining -= 1
+        yield future
 
 
 def _parse_here_after_dask_crash(

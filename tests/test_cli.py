@@ -20,7 +20,7 @@ import pytest
 
 from broadsheet.cli import _nothing_to_read, skip_exit_collection
 from broadsheet.entry_point import main, runs_ingest
-from broadsheet.fault_injection import DISK_FULL_VARIABLE, KILL_POINT_VARIABLE
+from broadsheet.fault_injection import DISK_FULL_VARIABLE, HANG_VARIABLE, KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
 from broadsheet.prefect_server import (
     FLOW_RUN_MODULES,
@@ -462,3 +462,67 @@ def test_the_exit_handler_moves_every_object_out_of_the_collectors_reach() -> No
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def _default_sigint() -> None:
+    """SIGINT as a terminal's foreground process has it: a shell starts background jobs (as
+    this test may be) with SIGINT ignored, and their children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop", "options"),
+    [
+        (signal.SIGINT, ()),
+        (signal.SIGTERM, ()),
+        (signal.SIGINT, ("--batch-size", "2", "--workers", "2")),
+    ],
+    ids=["sigint-in-process", "sigterm-in-process", "sigint-worker-pool"],
+)
+def test_a_signal_ends_a_run_whose_parse_stalled_and_the_next_run_finishes(
+    tmp_path: Path, stop: signal.Signals, options: tuple[str, ...]
+) -> None:
+    """A single batch is parsed in the run's own process, where a stalled parse holds a thread
+    for good; several are parsed in worker processes, one of which stalls. Ctrl-C or a
+    scheduler's SIGTERM must still end the run, with one error line and no traceback, leave
+    ``_parsing``, and the next run must parse in a (watched) worker process and write every
+    file."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for number in range(4):
+        url = f"https://news.example/{number}"
+        (inputs / f"{number}.md").write_text(
+            bare(f"Story {number}", url, 1_704_067_200_000, "<p>Text.</p>")
+        )
+    home, warehouse = tmp_path / "prefect", tmp_path / "warehouse"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(home), HANG_VARIABLE: f"parse:{inputs / '2.md'}"}
+    executable = Path(sys.executable).with_name("broadsheet")
+    stalled = subprocess.Popen(
+        [str(executable), "run", str(inputs), "-w", str(warehouse), *options],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (warehouse / "_parsing").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (warehouse / "_parsing").exists(), "the run never started parsing"
+        time.sleep(2)  # well inside the stalled parse
+        stalled.send_signal(stop)
+        _, stderr = stalled.communicate(timeout=60)
+    finally:
+        stalled.kill()
+    assert stalled.returncode == 128 + stop, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"error: stopped by {stop.name}: the next")
+    assert "Traceback" not in stderr
+    assert (warehouse / "_parsing").exists()
+    after = broadsheet("run", str(inputs), "-w", str(warehouse), cwd=tmp_path, home=home)
+    assert after.returncode == 0, after.stderr
+    assert re.search(r"articles written\s*│\s*4", after.stdout)
+    assert not (warehouse / "_parsing").exists()

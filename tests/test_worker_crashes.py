@@ -1,5 +1,6 @@
-"""A parse worker that dies (a crash in C code, the out-of-memory killer) costs the files that
-kill a process on their own, as ``worker_crashed`` rejects, never the run."""
+"""A parse worker that dies (a crash in C code, the out-of-memory killer) or stalls (a parse
+that never ends) costs the files that kill or stall a process on their own, as
+``worker_crashed`` or ``time_limit`` rejects, never the run."""
 
 from __future__ import annotations
 
@@ -8,19 +9,24 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 import broadsheet.worker_crashes
-from broadsheet.fault_injection import KILL_POINT_VARIABLE
-from broadsheet.pipeline import Batch, BatchResult, parse_batch_files, read_and_hash
+from broadsheet.fault_injection import HANG_VARIABLE, KILL_POINT_VARIABLE
+from broadsheet.pipeline import Batch, BatchResult, parse_batch_files, read_and_hash, run_ingest
 from broadsheet.read_inputs import InputFile
+from broadsheet.resolve import Outcome
+from broadsheet.runner import Runner
 from broadsheet.warehouse_commit import read_staging_file
+from broadsheet.warehouse_verify import verify
 from broadsheet.worker_crashes import (
     WorkerCrashError,
     WorkerPool,
     crashing_files,
     parse_batch_after_crash,
 )
+from flows.ingest import ingest, ingest_flow
 from tests.archive_files import bare
 from transforms import RejectReason
 
@@ -54,8 +60,10 @@ def test_the_file_that_ends_a_process_alone_is_found_and_the_search_goes_on_afte
     monkeypatch.setenv(KILL_POINT_VARIABLE, f"parse:{poison}")
     found = crashing_files(batch)
     assert list(found) == [poison]
-    assert "killed by SIGKILL" in found[poison]
-    assert "read again when it changes" in found[poison]
+    reason, detail = found[poison]
+    assert reason is RejectReason.WORKER_CRASHED
+    assert "killed by SIGKILL" in detail
+    assert "read again when it changes" in detail
 
 
 def test_no_file_is_blamed_when_every_file_parses(tmp_path: Path) -> None:
@@ -174,9 +182,154 @@ def test_a_dead_process_is_described_by_its_signal(exitcode: int, described: str
     assert described in broadsheet.worker_crashes._death(exitcode)
 
 
-def test_staged_rows_hold_no_row_of_a_crashed_file(tmp_path: Path) -> None:
-    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md"])
-    crashed = Batch(0, batch.files, 1, crashed=((batch.files[0][0].path, "died"),))
+def test_staged_rows_hold_no_row_of_a_file_set_aside(tmp_path: Path) -> None:
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md", "c.md"])
+    set_aside = (
+        (batch.files[0][0].path, RejectReason.WORKER_CRASHED, "died"),
+        (batch.files[2][0].path, RejectReason.TIME_LIMIT, "stalled"),
+    )
+    crashed = Batch(0, batch.files, 1, set_aside=set_aside)
     result = parse_batch_files(crashed, str(tmp_path / "staging"), "run", 0)
     assert _staged_paths(result) == [batch.files[1][0].path]
-    assert [(row.reason, row.detail) for row in result.rejects] == [("worker_crashed", "died")]
+    assert [(row.reason, row.detail) for row in result.rejects] == [
+        ("worker_crashed", "died"),
+        ("time_limit", "stalled"),
+    ]
+
+
+@pytest.fixture
+def short_time_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Limits of seconds instead of minutes, so that a stall is found within a test."""
+    monkeypatch.setattr(broadsheet.worker_crashes, "FILE_TIME_LIMIT_SECONDS", 3.0)
+    monkeypatch.setattr(broadsheet.worker_crashes, "BATCH_TIME_LIMIT_SECONDS", 6.0)
+
+
+@pytest.mark.usefixtures("short_time_limits")
+def test_the_file_that_stalls_a_process_alone_is_a_time_limit_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md", "c.md"])
+    stalling = batch.files[1][0].path
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
+    found = crashing_files(batch)
+    assert list(found) == [stalling]
+    reason, detail = found[stalling]
+    assert reason is RejectReason.TIME_LIMIT
+    assert "still on it after 3 s" in detail
+
+
+@pytest.mark.usefixtures("short_time_limits")
+def test_a_pool_with_a_stalled_batch_stops_it_and_recovers_every_batch_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = [
+        _batch(tmp_path / f"in{index}", index, [f"{index}-{n}.md" for n in range(3)])
+        for index in range(3)
+    ]
+    stalling = batches[0].files[2][0].path
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
+    pool = WorkerPool(2)
+    warnings: list[str] = []
+    results: dict[int, BatchResult] = {}
+
+    def parse(batch: Batch) -> None:
+        results[batch.index] = pool.parse(
+            batch, str(tmp_path / "staging"), "run", 0, warnings.append
+        )
+
+    threads = [threading.Thread(target=parse, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert not any(thread.is_alive() for thread in threads), "a batch is still parsing"
+        after = pool.parse(
+            _batch(tmp_path / "after", 9, ["x.md"]), str(tmp_path / "staging"), "run", 0, print
+        )
+    finally:
+        pool.shutdown()
+    assert sorted(results) == [0, 1, 2]
+    rejected = [(row.source_path, row.reason) for r in results.values() for row in r.rejects]
+    assert rejected == [(stalling, "time_limit")]
+    for batch in batches:
+        expected = [file.path for file, _ in batch.files if file.path != stalling]
+        assert _staged_paths(results[batch.index]) == sorted(expected)
+    assert any("batch 0 has not finished after" in warning for warning in warnings)
+    assert _staged_paths(after) == [str(tmp_path / "after" / "x.md")]
+
+
+@pytest.mark.usefixtures("short_time_limits")
+def test_a_batch_that_stalls_again_without_its_stalling_files_is_a_retryable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _batch(tmp_path / "in", 5, ["a.md", "b.md"])
+    monkeypatch.setenv(HANG_VARIABLE, "batch-5")  # reached by a whole batch, not one file
+    with pytest.raises(WorkerCrashError, match="had not finished after") as raised:
+        parse_batch_after_crash(batch, str(tmp_path / "staging"), "run", JAN_2024, print)
+    assert raised.value.retryable
+
+
+def test_a_batch_may_take_longer_the_more_files_and_bytes_it_holds(tmp_path: Path) -> None:
+    small = _batch(tmp_path / "small", 0, ["a.md"])
+    many = _batch(tmp_path / "many", 1, [f"{n}.md" for n in range(50)])
+    limit = broadsheet.worker_crashes.batch_time_limit
+    assert limit(small) < limit(many)
+    large_file = (InputFile(small.files[0][0].path, 8 * 2**20, 0), None)
+    assert limit(Batch(0, (large_file,), 1)) == pytest.approx(
+        limit(small) + (8 * 2**20 - small.files[0][0].size) / 2**20 * 10.0
+    )
+
+
+def _inputs(directory: Path, count: int) -> Path:
+    directory.mkdir()
+    for number in range(count):
+        url = f"https://news.example/{number}"
+        (directory / f"{number}.md").write_text(bare(f"Story {number}", url, JAN_2024, "<p>x</p>"))
+    return directory
+
+
+def _rejects(warehouse: Path) -> list[tuple[str, str]]:
+    table = pq.read_table(warehouse / "rejects", columns=["source_path", "reason"])
+    return list(zip(*table.to_pydict().values(), strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness", "short_time_limits")
+def test_a_run_with_a_file_that_stalls_its_worker_rejects_it_and_writes_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = _inputs(tmp_path / "in", 6)
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{inputs / '3.md'}")
+    warehouse = tmp_path / "warehouse"
+    summary = ingest_flow(Runner.PROCESSES, 2)(
+        [str(inputs)], str(warehouse), batch_size=2, workers=2
+    )
+    assert summary.count(Outcome.ARTICLE_WRITTEN) == 5
+    assert summary.reject_counts == {"time_limit": 1}
+    assert _rejects(warehouse) == [(str(inputs / "3.md"), "time_limit")]
+    assert [check.name for check in verify(warehouse) if not check.holds] == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness", "short_time_limits")
+def test_a_run_stopped_while_parsing_leaves_the_next_one_to_watch_its_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single batch is parsed in the run's own process, where nothing can stop a stalled
+    parse but the user. A run stopped there leaves ``_parsing``; the next run then parses
+    even a single batch in a worker process, which is watched, and rejects the file."""
+    inputs = _inputs(tmp_path / "in", 4)
+    warehouse = tmp_path / "warehouse"
+
+    def stopped_by_the_user(*_: object) -> list[BatchResult]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest([str(inputs)], str(warehouse), map_batches=stopped_by_the_user)
+    assert (warehouse / "_parsing").exists()
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{inputs / '2.md'}")
+    summary = ingest([str(inputs)], str(warehouse))
+    assert summary.count(Outcome.ARTICLE_WRITTEN) == 3
+    assert _rejects(warehouse) == [(str(inputs / "2.md"), "time_limit")]
+    assert not (warehouse / "_parsing").exists()
