@@ -92,7 +92,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._executor = self._new_executor()
         self._longest_limit = 0.0
-        self._stopping = False
+        self._stopping = threading.Event()
 
     def parse(
         self,
@@ -105,7 +105,7 @@ class WorkerPool:
         """The batch's result; ``warn`` is told of a dead or stalled worker and of each file
         rejected."""
         limit = batch_time_limit(batch)
-        if self._stopping:
+        if self._stopping.is_set():
             raise ParseStoppedError(f"batch {batch.index} was not parsed: the run is stopping")
         with self._lock:
             self._longest_limit = max(self._longest_limit, limit)
@@ -125,13 +125,15 @@ class WorkerPool:
             )
             _stop_processes(executor)
             self._replace(executor)
-            return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn)
+            return parse_batch_after_crash(
+                batch, staging, run_id, ingested_at_ms, warn, self._stopping
+            )
         try:
             return future.result()
         except CancelledError:  # the pool was replaced before it started the batch
             return self.parse(batch, staging, run_id, ingested_at_ms, warn)
         except BrokenProcessPool:
-            if self._stopping:
+            if self._stopping.is_set():
                 raise ParseStoppedError(
                     f"batch {batch.index} was not parsed: the run is stopping"
                 ) from None
@@ -140,7 +142,7 @@ class WorkerPool:
             f"a parse worker process died while batch {batch.index} was in its pool: parsing "
             "the batch's files one by one in a new process to find any file that ends one"
         )
-        return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn)
+        return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn, self._stopping)
 
     def shutdown(self) -> None:
         """Stop the workers once they are idle."""
@@ -149,7 +151,7 @@ class WorkerPool:
     def stop(self) -> None:
         """Kill the workers now, for a run that is stopping: the batches they held fail with
         ``ParseStoppedError`` instead of being parsed again."""
-        self._stopping = True
+        self._stopping.set()
         with self._lock:
             _stop_processes(self._executor)
 
@@ -163,10 +165,15 @@ class WorkerPool:
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=_CONTEXT)
 
 
-def _finished_within(future: Future[BatchResult], seconds: float) -> bool:
-    """Whether ``future`` finished (or failed) within ``seconds`` of the pool starting it."""
+def _finished_within(
+    future: Future[BatchResult], seconds: float, stopping: threading.Event | None = None
+) -> bool:
+    """Whether ``future`` finished (or failed) within ``seconds`` of the pool starting it;
+    False at once when ``stopping`` is set."""
     started: float | None = None
     while not wait([future], timeout=_POLL_SECONDS).done:
+        if stopping is not None and stopping.is_set():
+            return False
         if started is None:
             if future.running():
                 started = time.monotonic()
@@ -189,11 +196,13 @@ def parse_batch_after_crash(
     run_id: str,
     ingested_at_ms: int,
     warn: Callable[[str], None],
+    stopping: threading.Event | None = None,
 ) -> BatchResult:
     """``parse_batch_files`` of a batch whose worker died or stalled, in a fresh process, with
     the files that end or stall a process on their own (``crashing_files``) rejected instead
-    of parsed; ``warn`` is told of each."""
-    set_aside = crashing_files(batch)
+    of parsed; ``warn`` is told of each. When ``stopping`` is set (the run is stopping), the
+    search stops with ``ParseStoppedError``."""
+    set_aside = crashing_files(batch, stopping)
     for path, (reason, detail) in set_aside.items():
         warn(f"rejected as {reason}: {path}: {detail}")
     retry = dataclasses.replace(
@@ -203,8 +212,10 @@ def parse_batch_after_crash(
     limit = batch_time_limit(retry)
     with ProcessPoolExecutor(max_workers=1, mp_context=_CONTEXT) as executor:
         future = executor.submit(parse_batch_files, retry, staging, run_id, ingested_at_ms)
-        if not _finished_within(future, limit):
+        if not _finished_within(future, limit, stopping):
             _stop_processes(executor)
+            if stopping is not None and stopping.is_set():
+                raise ParseStoppedError(f"batch {batch.index} was not parsed: the run is stopping")
             raise WorkerCrashError(
                 f"batch {batch.index}: the process parsing it again had not finished after "
                 f"{limit:.0f} s although no file of it ({len(set_aside)} set aside) stalls a "
@@ -221,7 +232,9 @@ def parse_batch_after_crash(
     )
 
 
-def crashing_files(batch: Batch) -> dict[str, tuple[RejectReason, str]]:
+def crashing_files(
+    batch: Batch, stopping: threading.Event | None = None
+) -> dict[str, tuple[RejectReason, str]]:
     """Path -> (reason, detail) of each file of ``batch`` whose parse ends the process
     (``worker_crashed``) or keeps it on that file for ``FILE_TIME_LIMIT_SECONDS``
     (``time_limit``), found by parsing the batch's files one by one in a fresh process;
@@ -238,7 +251,7 @@ def crashing_files(batch: Batch) -> dict[str, tuple[RejectReason, str]]:
             daemon=True,
         )
         process.start()
-        stalled = _stalled(process, position)
+        stalled = _stalled(process, position, stopping)
         if process.exitcode == 0:
             break
         if position.value < 0:
@@ -268,14 +281,21 @@ def crashing_files(batch: Batch) -> dict[str, tuple[RejectReason, str]]:
     return found
 
 
-def _stalled(process: BaseProcess, position: Synchronized[int]) -> bool:
+def _stalled(
+    process: BaseProcess, position: Synchronized[int], stopping: threading.Event | None
+) -> bool:
     """Wait for ``process`` to end; SIGKILL it, and say so, once ``position`` has stayed on
-    one file (or before the first) for ``FILE_TIME_LIMIT_SECONDS``."""
+    one file (or before the first) for ``FILE_TIME_LIMIT_SECONDS``. SIGKILL it and raise
+    ``ParseStoppedError`` when ``stopping`` is set."""
     last, since = position.value, time.monotonic()
     while True:
         process.join(_POLL_SECONDS)
         if process.exitcode is not None:
             return False
+        if stopping is not None and stopping.is_set():
+            process.kill()
+            process.join()
+            raise ParseStoppedError("the search for a file that stalls a process was stopped")
         current = position.value
         if current != last:
             last, since = current, time.monotonic()

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\\[\]])")
 
@@ -55,3 +56,15 @@ def dated(title: str, url: str, epoch_ms: int, body: str) -> str:
 def front_matter_html(title: str, url: str, epoch_ms: int, body: str) -> str:
     """``front_matter_html`` format: front matter followed directly by HTML."""
     return front_matter(title, url, epoch_ms) + "\n" + body
+
+
+def write_stories(directory: Path, count: int) -> Path:
+    """``directory``, made and holding ``count`` short bare-header articles ``0.md``,
+    ``1.md``, ... of January 2024, each at its own URL."""
+    directory.mkdir(parents=True)
+    for number in range(count):
+        url = f"https://news.example/{number}"
+        (directory / f"{number}.md").write_text(
+            bare(f"Story {number}", url, 1_704_067_200_000, "<p>Text.</p>"), encoding="utf-8"
+        )
+    return directory

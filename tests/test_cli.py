@@ -30,7 +30,7 @@ from broadsheet.prefect_server import (
     temporary_server_environment,
 )
 from broadsheet.read_inputs import discover
-from tests.archive_files import bare
+from tests.archive_files import bare, write_stories
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
 
@@ -116,13 +116,7 @@ def test_run_without_paths_ingests_the_bundled_sample_quietly(tmp_path: Path) ->
 def test_a_file_that_crashes_the_parser_is_rejected_and_no_run_fails_for_it(
     tmp_path: Path,
 ) -> None:
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for number in range(6):
-        url = f"https://news.example/{number}"
-        (inputs / f"{number}.md").write_text(
-            bare(f"Story {number}", url, 1_704_067_200_000, "<p>Text.</p>")
-        )
+    inputs = write_stories(tmp_path / "in", 6)
     poison = f"parse:{inputs / '3.md'}"
     home = tmp_path / "prefect"
 
@@ -488,13 +482,7 @@ def test_a_signal_ends_a_run_whose_parse_stalled_and_the_next_run_finishes(
     scheduler's SIGTERM must still end the run, with one error line and no traceback, leave
     ``_parsing``, and the next run must parse in a (watched) worker process and write every
     file."""
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for number in range(4):
-        url = f"https://news.example/{number}"
-        (inputs / f"{number}.md").write_text(
-            bare(f"Story {number}", url, 1_704_067_200_000, "<p>Text.</p>")
-        )
+    inputs = write_stories(tmp_path / "in", 4)
     home, warehouse = tmp_path / "prefect", tmp_path / "warehouse"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env |= {"PREFECT_HOME": str(home), HANG_VARIABLE: f"parse:{inputs / '2.md'}"}

@@ -4,6 +4,7 @@ that never ends) costs the files that kill or stall a process on their own, as
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import threading
 from concurrent.futures.process import BrokenProcessPool
@@ -21,13 +22,14 @@ from broadsheet.runner import Runner
 from broadsheet.warehouse_commit import read_staging_file
 from broadsheet.warehouse_verify import verify
 from broadsheet.worker_crashes import (
+    ParseStoppedError,
     WorkerCrashError,
     WorkerPool,
     crashing_files,
     parse_batch_after_crash,
 )
 from flows.ingest import ingest, ingest_flow
-from tests.archive_files import bare
+from tests.archive_files import bare, write_stories
 from transforms import RejectReason
 
 JAN_2024 = 1_704_067_200_000
@@ -114,15 +116,20 @@ def test_a_batch_that_crashes_again_without_its_crashing_files_is_a_retryable_er
     assert raised.value.retryable
 
 
-def test_a_pool_whose_worker_dies_recovers_every_batch_it_held_and_is_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _three_batches_through_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, batch_index: int, file_index: int
+) -> tuple[str, dict[int, BatchResult], list[str]]:
+    """Three batches of three files parsed at once by a pool of two workers, with the fault
+    ``fault`` (a fault-injection variable) armed at one file, then a batch after them that
+    the replaced pool must parse. Checks that every batch came back with every file but the
+    faulty one staged and that the faulty file is the only reject; returns its path, the
+    three results and the warnings."""
     batches = [
         _batch(tmp_path / f"in{index}", index, [f"{index}-{n}.md" for n in range(3)])
         for index in range(3)
     ]
-    poison = batches[1].files[0][0].path
-    monkeypatch.setenv(KILL_POINT_VARIABLE, f"parse:{poison}")
+    faulty = batches[batch_index].files[file_index][0].path
+    monkeypatch.setenv(fault, f"parse:{faulty}")
     pool = WorkerPool(2)
     warnings: list[str] = []
     results: dict[int, BatchResult] = {}
@@ -136,24 +143,34 @@ def test_a_pool_whose_worker_dies_recovers_every_batch_it_held_and_is_replaced(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
     try:
+        assert not any(thread.is_alive() for thread in threads), "a batch is still parsing"
         after = pool.parse(
             _batch(tmp_path / "after", 9, ["x.md"]), str(tmp_path / "staging"), "run", 0, print
         )
     finally:
         pool.shutdown()
     assert sorted(results) == [0, 1, 2]
-    rejected = [(row.source_path, row.reason) for r in results.values() for row in r.rejects]
-    assert rejected == [(poison, "worker_crashed")]
+    assert [row.source_path for r in results.values() for row in r.rejects] == [faulty]
     for batch in batches:
-        expected = [file.path for file, _ in batch.files if file.path != poison]
+        expected = [file.path for file, _ in batch.files if file.path != faulty]
         assert _staged_paths(results[batch.index]) == sorted(expected)
+    assert _staged_paths(after) == [str(tmp_path / "after" / "x.md")]
+    return faulty, results, warnings
+
+
+def test_a_pool_whose_worker_dies_recovers_every_batch_it_held_and_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison, results, warnings = _three_batches_through_a_pool(
+        tmp_path, monkeypatch, KILL_POINT_VARIABLE, 1, 0
+    )
+    assert results[1].rejects[0].reason == "worker_crashed"
     assert any("died while batch 1" in warning for warning in warnings)
     assert [w for w in warnings if w.startswith("rejected")] == [
         f"rejected as worker_crashed: {poison}: {results[1].rejects[0].detail}"
     ]
-    assert _staged_paths(after) == [str(tmp_path / "after" / "x.md")]
 
 
 def test_a_batch_given_to_a_pool_already_broken_goes_to_the_new_pool_unsearched(
@@ -222,41 +239,9 @@ def test_the_file_that_stalls_a_process_alone_is_a_time_limit_reject(
 def test_a_pool_with_a_stalled_batch_stops_it_and_recovers_every_batch_it_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches = [
-        _batch(tmp_path / f"in{index}", index, [f"{index}-{n}.md" for n in range(3)])
-        for index in range(3)
-    ]
-    stalling = batches[0].files[2][0].path
-    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
-    pool = WorkerPool(2)
-    warnings: list[str] = []
-    results: dict[int, BatchResult] = {}
-
-    def parse(batch: Batch) -> None:
-        results[batch.index] = pool.parse(
-            batch, str(tmp_path / "staging"), "run", 0, warnings.append
-        )
-
-    threads = [threading.Thread(target=parse, args=(batch,)) for batch in batches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    try:
-        assert not any(thread.is_alive() for thread in threads), "a batch is still parsing"
-        after = pool.parse(
-            _batch(tmp_path / "after", 9, ["x.md"]), str(tmp_path / "staging"), "run", 0, print
-        )
-    finally:
-        pool.shutdown()
-    assert sorted(results) == [0, 1, 2]
-    rejected = [(row.source_path, row.reason) for r in results.values() for row in r.rejects]
-    assert rejected == [(stalling, "time_limit")]
-    for batch in batches:
-        expected = [file.path for file, _ in batch.files if file.path != stalling]
-        assert _staged_paths(results[batch.index]) == sorted(expected)
+    _, results, warnings = _three_batches_through_a_pool(tmp_path, monkeypatch, HANG_VARIABLE, 0, 2)
+    assert results[0].rejects[0].reason == "time_limit"
     assert any("batch 0 has not finished after" in warning for warning in warnings)
-    assert _staged_paths(after) == [str(tmp_path / "after" / "x.md")]
 
 
 @pytest.mark.usefixtures("short_time_limits")
@@ -281,14 +266,6 @@ def test_a_batch_may_take_longer_the_more_files_and_bytes_it_holds(tmp_path: Pat
     )
 
 
-def _inputs(directory: Path, count: int) -> Path:
-    directory.mkdir()
-    for number in range(count):
-        url = f"https://news.example/{number}"
-        (directory / f"{number}.md").write_text(bare(f"Story {number}", url, JAN_2024, "<p>x</p>"))
-    return directory
-
-
 def _rejects(warehouse: Path) -> list[tuple[str, str]]:
     table = pq.read_table(warehouse / "rejects", columns=["source_path", "reason"])
     return list(zip(*table.to_pydict().values(), strict=True))
@@ -299,7 +276,7 @@ def _rejects(warehouse: Path) -> list[tuple[str, str]]:
 def test_a_run_with_a_file_that_stalls_its_worker_rejects_it_and_writes_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inputs = _inputs(tmp_path / "in", 6)
+    inputs = write_stories(tmp_path / "in", 6)
     monkeypatch.setenv(HANG_VARIABLE, f"parse:{inputs / '3.md'}")
     warehouse = tmp_path / "warehouse"
     summary = ingest_flow(Runner.PROCESSES, 2)(
@@ -319,7 +296,7 @@ def test_a_run_stopped_while_parsing_leaves_the_next_one_to_watch_its_parse(
     """A single batch is parsed in the run's own process, where nothing can stop a stalled
     parse but the user. A run stopped there leaves ``_parsing``; the next run then parses
     even a single batch in a worker process, which is watched, and rejects the file."""
-    inputs = _inputs(tmp_path / "in", 4)
+    inputs = write_stories(tmp_path / "in", 4)
     warehouse = tmp_path / "warehouse"
 
     def stopped_by_the_user(*_: object) -> list[BatchResult]:
@@ -333,3 +310,17 @@ def test_a_run_stopped_while_parsing_leaves_the_next_one_to_watch_its_parse(
     assert summary.count(Outcome.ARTICLE_WRITTEN) == 3
     assert _rejects(warehouse) == [(str(inputs / "2.md"), "time_limit")]
     assert not (warehouse / "_parsing").exists()
+
+
+def test_a_stopping_run_ends_the_search_and_its_process_instead_of_waiting_out_a_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the full 60 s limit, a stop (Ctrl-C, SIGTERM) a second into a stalled file ends
+    the search with ``ParseStoppedError`` rather than a ``time_limit`` verdict a minute on."""
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md"])
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{batch.files[0][0].path}")
+    stopping = threading.Event()
+    threading.Timer(1.0, stopping.set).start()
+    with pytest.raises(ParseStoppedError):
+        crashing_files(batch, stopping)
+    assert [p for p in multiprocessing.active_children() if "crash-search" in p.name] == []
