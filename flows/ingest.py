@@ -15,7 +15,6 @@ cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whicheve
 from __future__ import annotations
 
 import logging
-import queue
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -25,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.exceptions import TerminationSignal
-from prefect.futures import PrefectFuture
+from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -119,7 +118,7 @@ def map_with_prefect_tasks(
         results: dict[int, BatchResult] = {}
         batch_done(done_before, run_batches)
         try:
-            for future in _as_completed(futures):
+            for future in as_completed(futures):
                 index = order[id(future)]
                 try:
                     results[index] = future.result()
@@ -145,26 +144,6 @@ def _stop_parsing(stop: BaseException) -> None:
         pool.stop()
     if _tasks_in_this_process:
         end_after_grace(signal_number(stop))
-
-
-def _as_completed(
-    futures: Sequence[PrefectFuture[BatchResult]],
-) -> Iterator[PrefectFuture[BatchResult]]:
-    """Each of ``futures`` as it finishes, as Prefect's ``as_completed`` gives them, but
-    waiting a second at a time. The kernel hands Ctrl-C's SIGINT to any thread, mostly one of
-    Prefect's, and a wait with no time limit in the main thread is then never woken to raise
-    ``KeyboardInterrupt``: a run whose parse stalled could not be stopped."""
-    finished: queue.SimpleQueue[PrefectFuture[BatchResult]] = queue.SimpleQueue()
-    for future in futures:
-        future.add_done_callback(finished.put)
-    remaining = len(futures)
-    while remaining:
-        try:
-            future = finished.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        remaining -= 1
-        yield future
 
 
 def _parse_here_after_dask_crash(
