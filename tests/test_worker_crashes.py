@@ -106,16 +106,6 @@ def test_a_batch_is_parsed_again_without_its_crashing_file(
     assert _staged_paths(result) == sorted(path.path for path, _ in batch.files[:2])
 
 
-def test_a_batch_that_crashes_again_without_its_crashing_files_is_a_retryable_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batch = _batch(tmp_path / "in", 5, ["a.md", "b.md"])
-    monkeypatch.setenv(KILL_POINT_VARIABLE, "batch-5")  # reached by a whole batch, not one file
-    with pytest.raises(WorkerCrashError, match="died again") as raised:
-        parse_batch_after_crash(batch, str(tmp_path / "staging"), "run", JAN_2024, print)
-    assert raised.value.retryable
-
-
 def _three_batches_through_a_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, batch_index: int, file_index: int
 ) -> tuple[str, dict[int, BatchResult], list[str]]:
@@ -245,12 +235,19 @@ def test_a_pool_with_a_stalled_batch_stops_it_and_recovers_every_batch_it_held(
 
 
 @pytest.mark.usefixtures("short_time_limits")
-def test_a_batch_that_stalls_again_without_its_stalling_files_is_a_retryable_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [(KILL_POINT_VARIABLE, "died again"), (HANG_VARIABLE, "had not finished after")],
+    ids=["crashes", "stalls"],
+)
+def test_a_batch_that_fails_again_without_its_faulty_files_is_a_retryable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, message: str
 ) -> None:
+    """The batch dies or stalls again as a whole (a point reached by the batch, not by one
+    file), so no file explains it: the run must stop with a retryable error."""
     batch = _batch(tmp_path / "in", 5, ["a.md", "b.md"])
-    monkeypatch.setenv(HANG_VARIABLE, "batch-5")  # reached by a whole batch, not one file
-    with pytest.raises(WorkerCrashError, match="had not finished after") as raised:
+    monkeypatch.setenv(fault, "batch-5")
+    with pytest.raises(WorkerCrashError, match=message) as raised:
         parse_batch_after_crash(batch, str(tmp_path / "staging"), "run", JAN_2024, print)
     assert raised.value.retryable
 
