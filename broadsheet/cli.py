@@ -123,8 +123,9 @@ def run(
     runner: Annotated[
         Runner,
         typer.Option(
-            help="Where parse tasks run: worker processes (one a core), threads of this "
-            "process, or a Dask cluster."
+            help="Where parse tasks run: worker processes (one a core; a file that crashes "
+            "or stalls one is rejected), threads of this process (unwatched: for debugging), "
+            "or a Dask cluster."
         ),
     ] = Runner.PROCESSES,
     workers: Annotated[

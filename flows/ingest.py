@@ -64,16 +64,15 @@ def _run_worker_processes(workers: int, *, tasks_in_this_process: bool) -> Itera
 
 @contextmanager
 def _worker_processes(batches: Sequence[Batch]) -> Iterator[None]:
-    """Start worker processes for the parse tasks of one wave that has more than one batch (a
-    single batch is parsed in the task's thread: starting a process would cost more), and
-    stop them before the wave's commit, which then has the memory to itself. After a run
-    that died while parsing (``Batch.after_crash``), even a single batch, and the batches of
-    the ``threads`` runner, go to a worker process, where a file that crashes it is found
-    and rejected instead of ending the run again (``broadsheet.worker_crashes``)."""
+    """Start worker processes for the parse tasks of one wave, and stop them before the
+    wave's commit, which then has the memory to itself. Even a single batch goes to a worker
+    process: there a file that crashes or stalls the parse is found and rejected
+    (``broadsheet.worker_crashes``), where in the flow's own process it would end the run, or
+    hold it until someone stops it, which no one does for a scheduled run. That costs about
+    0.2 s of process start-up a run. The ``threads`` runner parses in the flow's process,
+    unwatched, except after a run that died while parsing (``Batch.after_crash``)."""
     global _process_pool
     workers = min(_process_workers, len(batches))
-    if len(batches) < 2:
-        workers = 0
     if _tasks_in_this_process and batches and batches[0].after_crash:
         workers = max(workers, 1)
     if workers < 1:

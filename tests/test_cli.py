@@ -132,21 +132,28 @@ def test_a_file_that_crashes_the_parser_is_rejected_and_no_run_fails_for_it(
     assert "Traceback" not in pooled.stderr
     assert f"rejected as worker_crashed: {inputs / '3.md'}" in pooled.stderr
 
-    # One batch is parsed in the run's own process, which the file kills; the run after it
-    # parses in a worker process, finds the file and rejects it.
+    # A single batch is parsed in a worker process too: the file is found in the same run.
     alone = run("alone")
-    assert alone.returncode == -signal.SIGKILL
-    assert (tmp_path / "alone" / "_parsing").exists()
-    after = run("alone")
+    assert alone.returncode == 0, alone.stderr
+    assert f"rejected as worker_crashed: {inputs / '3.md'}" in alone.stderr
+    assert not (tmp_path / "alone" / "_parsing").exists()
+
+    # The threads runner parses in the run's own process, which the file kills; the run
+    # after it parses in a worker process, finds the file and rejects it.
+    threads = ("--runner", "threads")
+    killed = run("threads", *threads)
+    assert killed.returncode == -signal.SIGKILL
+    assert (tmp_path / "threads" / "_parsing").exists()
+    after = run("threads", *threads)
     assert after.returncode == 0, after.stderr
     assert re.search(r"articles written\s*│\s*5", after.stdout)
-    assert not (tmp_path / "alone" / "_parsing").exists()
-    for warehouse in ("pooled", "alone"):
+    assert not (tmp_path / "threads" / "_parsing").exists()
+    for warehouse in ("pooled", "alone", "threads"):
         rejects = duckdb.execute(
             f"SELECT source_path, reason FROM '{tmp_path / warehouse}/rejects/*.parquet'"
         ).fetchall()
         assert rejects == [(str(inputs / "3.md"), "worker_crashed")]
-    rerun = run("alone")
+    rerun = run("threads", *threads)
     assert rerun.returncode == 0, rerun.stderr
     assert re.search(r"unchanged \(not read\)\s*│\s*6", rerun.stdout)
 
@@ -468,20 +475,20 @@ def _default_sigint() -> None:
 @pytest.mark.parametrize(
     ("stop", "options"),
     [
-        (signal.SIGINT, ()),
-        (signal.SIGTERM, ()),
+        (signal.SIGINT, ("--runner", "threads")),
+        (signal.SIGTERM, ("--runner", "threads")),
         (signal.SIGINT, ("--batch-size", "2", "--workers", "2")),
     ],
-    ids=["sigint-in-process", "sigterm-in-process", "sigint-worker-pool"],
+    ids=["sigint-threads", "sigterm-threads", "sigint-worker-pool"],
 )
 def test_a_signal_ends_a_run_whose_parse_stalled_and_the_next_run_finishes(
     tmp_path: Path, stop: signal.Signals, options: tuple[str, ...]
 ) -> None:
-    """A single batch is parsed in the run's own process, where a stalled parse holds a thread
-    for good; several are parsed in worker processes, one of which stalls. Ctrl-C or a
-    scheduler's SIGTERM must still end the run, with one error line and no traceback, leave
-    ``_parsing``, and the next run must parse in a (watched) worker process and write every
-    file."""
+    """The ``threads`` runner parses in the run's own process, where a stalled parse holds a
+    thread for good; the ``processes`` runner in worker processes, one of which stalls.
+    Ctrl-C or a scheduler's SIGTERM must still end the run, with one error line and no
+    traceback, leave ``_parsing``, and the next run must parse in a (watched) worker process
+    and write every file."""
     inputs = write_stories(tmp_path / "in", 4)
     home, warehouse = tmp_path / "prefect", tmp_path / "warehouse"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}

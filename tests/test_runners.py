@@ -44,6 +44,11 @@ def threads_tables(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 class _CountingPool(ProcessPoolExecutor):
     submitted = 0
+    largest_pool = 0
+
+    def __init__(self, max_workers: int, **kwargs: Any) -> None:
+        type(self).largest_pool = max(type(self).largest_pool, max_workers)
+        super().__init__(max_workers, **kwargs)
 
     def submit(self, *args: Any, **kwargs: Any) -> Future[Any]:
         type(self).submitted += 1
@@ -65,13 +70,25 @@ def test_processes_parse_every_batch_in_worker_processes_with_the_same_result(
         assert table.equals(threads_tables[name]), name
 
 
-def test_a_single_batch_is_parsed_without_starting_processes(
+def test_a_single_batch_is_parsed_in_a_watched_worker_process(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broadsheet.worker_crashes, "ProcessPoolExecutor", _CountingPool)
+    _CountingPool.submitted = _CountingPool.largest_pool = 0
+    flow = ingest_flow(Runner.PROCESSES, 2)
+    summary = flow([str(sample_dir)], str(tmp_path), 500, False, "processes", 2)
+    assert summary.outcomes == {"article_written": 17, "rejected": 6}
+    assert _CountingPool.submitted == 1
+    assert _CountingPool.largest_pool == 1
+
+
+def test_the_threads_runner_starts_no_process(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(broadsheet.worker_crashes, "ProcessPoolExecutor", _CountingPool)
     _CountingPool.submitted = 0
-    flow = ingest_flow(Runner.PROCESSES, 2)
-    summary = flow([str(sample_dir)], str(tmp_path), 500, False, "processes", 2)
+    flow = ingest_flow(Runner.THREADS, 2)
+    summary = flow([str(sample_dir)], str(tmp_path), 4, False, "threads", 2)
     assert summary.outcomes == {"article_written": 17, "rejected": 6}
     assert _CountingPool.submitted == 0
 

@@ -287,12 +287,29 @@ def test_a_run_with_a_file_that_stalls_its_worker_rejects_it_and_writes_the_rest
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness", "short_time_limits")
+def test_a_single_batch_run_rejects_a_file_that_stalls_its_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a run of one batch parses in a watched worker process: a scheduled run, which no
+    one is there to stop, must not wait on a stalled parse for good."""
+    inputs = write_stories(tmp_path / "in", 4)
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{inputs / '2.md'}")
+    warehouse = tmp_path / "warehouse"
+    summary = ingest([str(inputs)], str(warehouse))
+    assert summary.count(Outcome.ARTICLE_WRITTEN) == 3
+    assert _rejects(warehouse) == [(str(inputs / "2.md"), "time_limit")]
+    assert not (warehouse / "_parsing").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness", "short_time_limits")
 def test_a_run_stopped_while_parsing_leaves_the_next_one_to_watch_its_parse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A single batch is parsed in the run's own process, where nothing can stop a stalled
-    parse but the user. A run stopped there leaves ``_parsing``; the next run then parses
-    even a single batch in a worker process, which is watched, and rejects the file."""
+    """The ``threads`` runner parses in the run's own process, where nothing can stop a
+    stalled parse but the user. A run stopped while parsing leaves ``_parsing``; the next run
+    then parses even a ``threads`` run's batch in a worker process, which is watched, and
+    rejects the file."""
     inputs = write_stories(tmp_path / "in", 4)
     warehouse = tmp_path / "warehouse"
 
@@ -303,7 +320,9 @@ def test_a_run_stopped_while_parsing_leaves_the_next_one_to_watch_its_parse(
         run_ingest([str(inputs)], str(warehouse), map_batches=stopped_by_the_user)
     assert (warehouse / "_parsing").exists()
     monkeypatch.setenv(HANG_VARIABLE, f"parse:{inputs / '2.md'}")
-    summary = ingest([str(inputs)], str(warehouse))
+    summary = ingest_flow(Runner.THREADS, 1)(
+        [str(inputs)], str(warehouse), runner=Runner.THREADS.value, workers=1
+    )
     assert summary.count(Outcome.ARTICLE_WRITTEN) == 3
     assert _rejects(warehouse) == [(str(inputs / "2.md"), "time_limit")]
     assert not (warehouse / "_parsing").exists()
