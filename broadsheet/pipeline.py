@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc
 
 from broadsheet.allocators import release_free_memory
@@ -33,8 +34,10 @@ from broadsheet.fault_injection import armed_kill_point, kill_point
 from broadsheet.pickling import pickled_by_fields
 from broadsheet.read_inputs import Discovery, InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
+    ARTICLES,
     READ_PLAN_COLUMNS,
     RUN_OUTCOME_COLUMNS,
+    VERSIONS,
     Outcome,
     Partition,
     ReadPlan,
@@ -62,6 +65,7 @@ from broadsheet.warehouse_commit import (
     read_stored_versions,
     read_table,
     recover,
+    sorted_rows,
     table_signature,
     warehouse_lock,
 )
@@ -696,27 +700,33 @@ class StagedIncoming:
         outcomes: dict[str, Outcome],
     ) -> None:
         stored_outcomes = {Outcome.ARTICLE_WRITTEN, Outcome.VERSION_SUPERSEDED}
-        self._table_of_path: dict[str, str] = {}
         self.partitions: set[Partition] = set()
         self.feeds: Counter[str] = Counter()
-        self._sources: dict[Partition, list[tuple[str, int]]] = {}
+        self._sources: dict[Partition, list[tuple[str, int, pa.Array]]] = {}
+        """Per partition: (staged file, record batch, the source paths of its rows to keep)."""
         for batch, result in zip(batches, results, strict=True):
-            tables_by_month: dict[tuple[int, int], set[str]] = {}
+            paths_by_partition: dict[Partition, list[str]] = {}
             for (input_file, _), file in zip(batch.files, result.files, strict=True):
                 if outcomes.get(input_file.path) not in stored_outcomes:
                     continue
                 assert file.content_sha256 is not None  # a stored version was parsed and staged
                 assert file.staged_month is not None
-                table = placement[file.content_sha256]
-                self._table_of_path[input_file.path] = table
-                tables_by_month.setdefault(file.staged_month, set()).add(table)
+                partition = (placement[file.content_sha256], *file.staged_month)
+                paths_by_partition.setdefault(partition, []).append(input_file.path)
                 self.feeds[file.feed or "(no feed)"] += 1
+            self.partitions.update(paths_by_partition)
+            kept = {
+                partition: pa.array(paths, pa.string())
+                for partition, paths in paths_by_partition.items()
+            }
             for index, month in enumerate(result.staged_months):
                 assert result.staged_articles is not None
-                for table in tables_by_month.get(month, ()):
-                    partition = (table, *month)
-                    self.partitions.add(partition)
-                    self._sources.setdefault(partition, []).append((result.staged_articles, index))
+                for table in (ARTICLES, VERSIONS):
+                    paths = kept.get((table, *month))
+                    if paths is not None:
+                        self._sources.setdefault((table, *month), []).append(
+                            (result.staged_articles, index, paths)
+                        )
         self._files: dict[str, tuple[pa.OSFile, pa.ipc.RecordBatchFileReader]] = {}
         self._opening = threading.Lock()
 
@@ -727,31 +737,21 @@ class StagedIncoming:
         self.close()
 
     def rows(self, partition: Partition) -> pa.Table:
-        """The new rows of one partition, in the articles schema (no partition columns).
-        The staged record batches are used as read; rows of other tables or outcomes in
-        them are dropped by one ``take`` at the end."""
-        table = partition[0]
+        """The new rows of one partition, in the articles schema (no partition columns), in
+        the warehouse's sort order. The staged record batches are used as read; rows of
+        other tables or outcomes in them are dropped, and the rest sorted, by one ``take``
+        at the end (``sorted_rows``)."""
         pieces: list[pa.RecordBatch] = []
-        keep: list[int] = []
-        offset = 0
-        for path, index in self._sources.get(partition, []):
+        keep: list[pa.Array] = []
+        for path, index, sources in self._sources.get(partition, []):
             staged = self._reader(path).get_batch(index)
-            sources = staged.column("source_path").to_pylist()
-            kept = [
-                row
-                for row, source in enumerate(sources)
-                if self._table_of_path.get(source) == table
-            ]
-            if kept:
-                pieces.append(staged)
-                keep += [offset + row for row in kept]
-                offset += staged.num_rows
+            pieces.append(staged)
+            keep.append(pc.is_in(staged.column("source_path"), value_set=sources))
         if not pieces:
             return ARTICLES_SCHEMA.empty_table()
         rows = pa.Table.from_batches(pieces).drop_columns(list(ARTICLES_PARTITION_COLUMNS))
-        if len(keep) < rows.num_rows:
-            rows = rows.take(pa.array(keep, pa.int64()))
-        return rows.cast(ARTICLES_SCHEMA)
+        selected = pc.indices_nonzero(pa.chunked_array(keep))
+        return sorted_rows(rows, selected).cast(ARTICLES_SCHEMA)
 
     def _reader(self, path: str) -> pa.ipc.RecordBatchFileReader:
         with self._opening:  # the commit reads partitions from several threads

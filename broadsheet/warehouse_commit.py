@@ -604,8 +604,21 @@ def _is_outdated(path: Path) -> bool:
 
 def _sorted(table: pa.Table) -> pa.Table:
     """The table in ``_SORT_KEYS`` order; the table itself, uncopied, when already in it."""
-    order = pc.sort_indices(table, sort_keys=_SORT_KEYS)
-    if order.equals(pa.array(range(len(order)), order.type)):
+    return sorted_rows(table)
+
+
+def sorted_rows(table: pa.Table, selected: pa.Array | None = None) -> pa.Table:
+    """The ``selected`` rows of ``table`` (indices; all rows when None) in ``_SORT_KEYS``
+    order, gathered by one ``take`` of the whole row; the table itself, uncopied, when that
+    is every row, already in order. Only the key columns are gathered to find the order:
+    the other columns (paragraphs, images) hold most of a row's bytes."""
+    keys = table.select([name for name, _ in _SORT_KEYS])
+    if selected is not None:
+        keys = keys.take(selected)
+    order = pc.sort_indices(keys, sort_keys=_SORT_KEYS)
+    if selected is not None:
+        order = selected.take(order)
+    if len(order) == table.num_rows and order.equals(pa.array(range(len(order)), order.type)):
         return table
     return table.take(order)
 

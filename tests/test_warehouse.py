@@ -17,8 +17,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from broadsheet.pipeline import RunSummary, count_files_to_read, run_ingest
 from broadsheet.read_inputs import Discovery, discover, prefetch_discovery
@@ -30,6 +33,7 @@ from broadsheet.warehouse_commit import (
     WarehouseBusyError,
     open_warehouse,
     read_ledger,
+    sorted_rows,
     warehouse_lock,
 )
 from broadsheet.warehouse_verify import verify
@@ -631,3 +635,41 @@ def test_each_file_of_a_batch_keeps_its_own_outcome_across_parse_chunks(
         (f"{index:04d}.md", f"https://example.com/{index}", f"edited story {index}")
         for index in sorted(changed - {99, 101, 150})
     ]
+
+
+_KEYED_ROW = st.tuples(
+    st.integers(0, 3), st.sampled_from(["a", "b", "é"]), st.sampled_from(["0", "f"]), st.text()
+)
+
+
+def _keyed_table(rows: list[tuple[int, str, str, str]]) -> pa.Table:
+    """Rows with the sort keys of the articles table and a payload that must travel along."""
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    return pa.table(
+        {
+            "published_at": pa.array(columns[0], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "article_id": pa.array(columns[1], pa.string()),
+            "content_sha256": pa.array(columns[2], pa.string()),
+            "payload": pa.array(columns[3], pa.string()),
+        }
+    )
+
+
+@given(st.lists(_KEYED_ROW, max_size=30), st.data())
+def test_sorted_rows_gathers_the_selected_rows_in_key_order(
+    rows: list[tuple[int, str, str, str]], data: st.DataObject
+) -> None:
+    """The commit drops other tables' rows and sorts the rest with one ``take``; ties on
+    every key keep their selected order, as a stable sort does."""
+    selected = data.draw(st.lists(st.sampled_from(range(len(rows))), unique=True)) if rows else []
+    picked = sorted_rows(_keyed_table(rows), pa.array(selected, pa.uint64()))
+    picked = picked.set_column(0, "published_at", picked.column(0).cast(pa.int64()))
+    expected = sorted((rows[index] for index in selected), key=lambda row: row[:3])
+    assert [tuple(row.values()) for row in picked.to_pylist()] == expected
+
+
+def test_sorted_rows_returns_every_row_already_in_order_uncopied() -> None:
+    table = _keyed_table([(1, "a", "0", "x"), (2, "a", "0", "y")])
+    assert sorted_rows(table) is table
+    assert sorted_rows(table, pa.array([0, 1], pa.uint64())) is table
+    assert sorted_rows(table, pa.array([1], pa.uint64())).column("payload").to_pylist() == ["y"]
