@@ -45,6 +45,7 @@ from broadsheet.stop_signals import (
     EXIT_STOPPED_BY_SIGNAL,
     end_process_when_stopped,
     exit_now,
+    is_stop_signal,
     signal_number,
     stopped_message,
 )
@@ -171,17 +172,12 @@ def run(
     end_process_when_stopped()
     started = time.perf_counter()
     server.start()  # does nothing when the entry point started it already
-    from prefect.exceptions import TerminationSignal
     from pyarrow import ArrowInvalid
 
     try:
         _run_flow(
             inputs, warehouse, batch_size, wait, runner, workers, dask_address, server, started
         )
-    except (KeyboardInterrupt, TerminationSignal) as stop:
-        server.stop()
-        signum = signal_number(stop)
-        exit_now(stopped_message(signum), EXIT_STOPPED_BY_SIGNAL + signum)
     except ArrowInvalid as error:  # Broadsheet's own files are written whole, then renamed
         server.stop()
         _fail(
@@ -189,6 +185,12 @@ def run(
             "writes each file whole: restore it from a backup)",
             EXIT_FATAL,
         )
+    except BaseException as stop:
+        if not is_stop_signal(stop):
+            raise
+        server.stop()
+        signum = signal_number(stop)
+        exit_now(stopped_message(signum), EXIT_STOPPED_BY_SIGNAL + signum)
     finally:
         server.stop()
 

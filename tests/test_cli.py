@@ -30,6 +30,7 @@ from broadsheet.prefect_server import (
     temporary_server_environment,
 )
 from broadsheet.read_inputs import discover
+from broadsheet.stop_signals import is_stop_signal
 from tests.archive_files import bare, write_stories
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
@@ -225,6 +226,7 @@ def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
 
     first = broadsheet("run", str(inputs), cwd=tmp_path, home=home)
     again = broadsheet("run", str(inputs), cwd=tmp_path, home=home)
+    assert _prefect_modules_imported_by_a_run(inputs, tmp_path, home) == []
     (inputs / "late.md").write_text(
         bare("Late story", "https://news.example/late", 1_704_067_200_000, "<p>Late.</p>"),
         encoding="utf-8",
@@ -245,7 +247,27 @@ def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
         f"SELECT files_seen, unchanged FROM read_parquet('{tmp_path}/warehouse/runs/*.parquet') "
         "ORDER BY started_at"
     ).fetchall()
-    assert runs == [(23, 0), (23, 23), (24, 23)]
+    assert runs == [(23, 0), (23, 23), (23, 23), (24, 23)]
+
+
+def _prefect_modules_imported_by_a_run(inputs: Path, cwd: Path, home: Path) -> list[str]:
+    """The Prefect modules ``broadsheet run`` imports in its own process (Python's import
+    log on its stderr; the server it launches logs elsewhere)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(home), "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("broadsheet")), "run", str(inputs)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "ran without starting Prefect" in result.stdout
+    imported = re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.MULTILINE)
+    assert "broadsheet.cli" in imported
+    return [name for name in imported if name.split(".")[0] == "prefect"]
 
 
 @pytest.mark.slow
@@ -521,3 +543,12 @@ def test_a_signal_ends_a_run_whose_parse_stalled_and_the_next_run_finishes(
     assert after.returncode == 0, after.stderr
     assert re.search(r"articles written\s*│\s*4", after.stdout)
     assert not (warehouse / "_parsing").exists()
+
+
+def test_a_stop_signal_is_ctrl_c_or_the_sigterm_prefect_raised() -> None:
+    from prefect.exceptions import TerminationSignal
+
+    assert is_stop_signal(KeyboardInterrupt())
+    assert is_stop_signal(TerminationSignal(signal.SIGTERM))
+    assert not is_stop_signal(SystemExit(1))
+    assert not is_stop_signal(ValueError("not a signal"))
