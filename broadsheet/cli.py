@@ -213,8 +213,12 @@ def _run_flow(
         open_warehouse,
         probe_lock,
     )
-    from broadsheet.worker_crashes import WorkerCrashError
+    from broadsheet.worker_crashes import WorkerCrashError, time_limit_scale
 
+    try:
+        time_limit_scale()
+    except ValueError as error:
+        _fail(str(error), EXIT_USAGE)
     try:
         if not object_store.is_remote(warehouse):
             target = open_warehouse(warehouse)

@@ -15,16 +15,27 @@ in a fresh process, which shows which file, if any, ends a process on its own (t
 process starts after it) or keeps it on one file for ``FILE_TIME_LIMIT_SECONDS``; those files
 become ``worker_crashed`` or ``time_limit`` rejects; then the rest of the batch in a fresh
 process. The pool is replaced for the batches still to come.
+
+On a Dask worker, which the flow cannot stop, a parse task that outlives its batch's limit
+ends the worker's process (``process_ends_if_stalled``), as a crash would: Dask's nanny
+starts a new worker, the scheduler retries the task, and a batch that ends every worker it
+tries reaches the flow as ``KilledWorker``, which searches it here as above.
+
+Every limit is multiplied by ``BROADSHEET_TIME_LIMIT_SCALE`` (``time_limit_scale``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import faulthandler
+import math
 import multiprocessing
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
@@ -55,17 +66,71 @@ stopped (``batch_time_limit``), some 30 to 80 times what its files take on this 
 development machine (about 0.3 ms a file and 0.3 s a MiB), so a loaded machine never trips
 it, and an hour-long stall costs minutes."""
 
+TIME_LIMIT_SCALE_VARIABLE = "BROADSHEET_TIME_LIMIT_SCALE"
+
 _POLL_SECONDS = 0.2
+
+
+def time_limit_scale() -> float:
+    """The factor ``BROADSHEET_TIME_LIMIT_SCALE`` puts on every stall limit (default 1):
+    above 1 where reads are slow (a network mount), below 1 in tests. Read from each
+    process's own environment, so Dask workers take theirs."""
+    text = os.environ.get(TIME_LIMIT_SCALE_VARIABLE, "1")
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{TIME_LIMIT_SCALE_VARIABLE} must be a positive number, not {text!r}")
+    return scale
+
+
+def file_time_limit() -> float:
+    """Seconds a process may parse one file alone before the file is a ``time_limit``
+    reject."""
+    return FILE_TIME_LIMIT_SECONDS * time_limit_scale()
 
 
 def batch_time_limit(batch: Batch) -> float:
     """Seconds ``batch`` may take in a worker before it is taken to have stalled."""
     mebibytes = sum(input_file.size for input_file, _ in batch.files) / 2**20
-    return (
+    return time_limit_scale() * (
         BATCH_TIME_LIMIT_SECONDS
         + len(batch.files) * BATCH_SECONDS_PER_FILE
         + mebibytes * BATCH_SECONDS_PER_MIB
     )
+
+
+_deadlines: dict[int, float] = {}
+"""Monotonic deadline of each block in ``process_ends_if_stalled``, by a token of its own."""
+_deadlines_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def process_ends_if_stalled(seconds: float) -> Iterator[None]:
+    """End this process (exit code 1, every thread's stack on stderr) if the block has not
+    finished within ``seconds``. For a parse task on a Dask worker, which nothing else can
+    stop: the worker's nanny starts a new one and the scheduler retries the task elsewhere,
+    as after a crash. The timer is ``faulthandler``'s, a C thread that needs no GIL, so it
+    fires even while a parse holds the GIL in C code. A process has one such timer: with
+    several blocks at once it is set for the latest of their deadlines."""
+    token = object()
+    with _deadlines_lock:
+        _deadlines[id(token)] = time.monotonic() + seconds
+        _arm_stall_timer()
+    try:
+        yield
+    finally:
+        with _deadlines_lock:
+            del _deadlines[id(token)]
+            _arm_stall_timer()
+
+
+def _arm_stall_timer() -> None:
+    faulthandler.cancel_dump_traceback_later()
+    if _deadlines:
+        remaining = max(_deadlines.values()) - time.monotonic()
+        faulthandler.dump_traceback_later(max(remaining, 0.001), exit=True)
 
 
 class ParseStoppedError(BaseException):
@@ -236,7 +301,7 @@ def crashing_files(
     batch: Batch, stopping: threading.Event | None = None
 ) -> dict[str, tuple[RejectReason, str]]:
     """Path -> (reason, detail) of each file of ``batch`` whose parse ends the process
-    (``worker_crashed``) or keeps it on that file for ``FILE_TIME_LIMIT_SECONDS``
+    (``worker_crashed``) or keeps it on that file for ``file_time_limit``
     (``time_limit``), found by parsing the batch's files one by one in a fresh process;
     after such a file, the next process starts at the file after it."""
     found: dict[str, tuple[RejectReason, str]] = {}
@@ -265,7 +330,7 @@ def crashing_files(
             (
                 RejectReason.TIME_LIMIT,
                 f"the process parsing this file alone was still on it after "
-                f"{FILE_TIME_LIMIT_SECONDS:.0f} s and was stopped: a parse that stalls in C "
+                f"{file_time_limit():.0f} s and was stopped: a parse that stalls in C "
                 "code, or a read that hangs; it is read again when it changes or the parser "
                 "version does",
             )
@@ -285,9 +350,10 @@ def _stalled(
     process: BaseProcess, position: Synchronized[int], stopping: threading.Event | None
 ) -> bool:
     """Wait for ``process`` to end; SIGKILL it, and say so, once ``position`` has stayed on
-    one file (or before the first) for ``FILE_TIME_LIMIT_SECONDS``. SIGKILL it and raise
+    one file (or before the first) for ``file_time_limit``. SIGKILL it and raise
     ``ParseStoppedError`` when ``stopping`` is set."""
     last, since = position.value, time.monotonic()
+    limit = file_time_limit()
     while True:
         process.join(_POLL_SECONDS)
         if process.exitcode is not None:
@@ -299,7 +365,7 @@ def _stalled(
         current = position.value
         if current != last:
             last, since = current, time.monotonic()
-        elif time.monotonic() - since > FILE_TIME_LIMIT_SECONDS:
+        elif time.monotonic() - since > limit:
             process.kill()
             process.join()
             return True

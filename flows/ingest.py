@@ -15,6 +15,7 @@ cluster through prefect-dask's ``DaskTaskRunner``. Results are the same whicheve
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -41,7 +42,12 @@ from broadsheet.progress import batch_done
 from broadsheet.runner import Runner, default_workers
 from broadsheet.stop_signals import end_after_grace, signal_number
 from broadsheet.warehouse_sync import remote_warehouse
-from broadsheet.worker_crashes import WorkerPool, parse_batch_after_crash
+from broadsheet.worker_crashes import (
+    WorkerPool,
+    batch_time_limit,
+    parse_batch_after_crash,
+    process_ends_if_stalled,
+)
 
 _process_workers = 0
 """Worker processes the current run may start (0: parse in the task's own thread)."""
@@ -93,7 +99,22 @@ def parse_batch(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) ->
     pool = _process_pool
     if pool is not None:
         return pool.parse(batch, staging, run_id, ingested_at_ms, get_run_logger().warning)
+    if _on_a_dask_worker():
+        with process_ends_if_stalled(batch_time_limit(batch)):
+            return parse_batch_files(batch, staging, run_id, ingested_at_ms)
     return parse_batch_files(batch, staging, run_id, ingested_at_ms)
+
+
+def _on_a_dask_worker() -> bool:
+    """Whether this task runs on a Dask worker (where ``distributed`` is imported already)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def map_with_prefect_tasks(
@@ -148,13 +169,14 @@ def _stop_parsing(stop: BaseException) -> None:
 def _parse_here_after_dask_crash(
     batch: Batch, staging: str, run_id: str, ingested_at_ms: int
 ) -> BatchResult:
-    """A batch that killed every Dask worker that ran it (``distributed.KilledWorker``, after
-    Dask's own retries), parsed by ``parse_batch_after_crash`` in processes of the flow's own
-    machine, which reads the inputs and writes the staging directory as the workers do."""
+    """A batch that killed or stalled every Dask worker that ran it (``KilledWorker``,
+    after Dask's own retries; a stalled worker ends itself: ``process_ends_if_stalled``),
+    parsed by ``parse_batch_after_crash`` in processes of the flow's own machine, which reads
+    the inputs and writes the staging directory as the workers do."""
     warn = get_run_logger().warning
     warn(
-        f"Dask workers died running batch {batch.index}: parsing its files one by one in new "
-        "processes here to find any file that ends one"
+        f"Dask workers died or stalled running batch {batch.index}: parsing its files one by "
+        "one in new processes here to find any file that ends or stalls one"
     )
     return parse_batch_after_crash(batch, staging, run_id, ingested_at_ms, warn)
 

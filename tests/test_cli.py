@@ -31,6 +31,7 @@ from broadsheet.prefect_server import (
 )
 from broadsheet.read_inputs import discover
 from broadsheet.stop_signals import is_stop_signal
+from broadsheet.worker_crashes import TIME_LIMIT_SCALE_VARIABLE
 from tests.archive_files import bare, write_stories
 
 NOISE = re.compile(r"Traceback|\bERROR\b|\bError\b|\bWARNING\b|Warning:|Exception", re.MULTILINE)
@@ -42,10 +43,13 @@ def broadsheet(
     home: Path,
     kill_at: str | None = None,
     disk_full_at: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed console script in a clean Prefect home, as a user would (with the
-    kill point ``kill_at``, or a full disk at ``disk_full_at``, if given)."""
+    kill point ``kill_at``, or a full disk at ``disk_full_at``, if given, and any further
+    ``environment``)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env |= environment or {}
     env["PREFECT_HOME"] = str(home)
     env["COLUMNS"] = "200"
     for variable, point in ((KILL_POINT_VARIABLE, kill_at), (DISK_FULL_VARIABLE, disk_full_at)):
@@ -305,6 +309,21 @@ def test_only_a_run_on_its_own_temporary_prefect_server_may_skip_prefect(
     assert not _nothing_to_read(listing, "s3://bucket/warehouse", own_server=True)
     assert not _nothing_to_read(None, str(warehouse), own_server=True)
     assert not _nothing_to_read(listing, str(tmp_path / "new-warehouse"), own_server=True)
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "soon"])
+def test_a_bad_time_limit_scale_exits_2_with_one_line(tmp_path: Path, scale: str) -> None:
+    result = broadsheet(
+        "run",
+        cwd=tmp_path,
+        home=tmp_path / "prefect",
+        environment={TIME_LIMIT_SCALE_VARIABLE: scale},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: BROADSHEET_TIME_LIMIT_SCALE must be a positive number, not '{scale}'"
+    )
+    assert not (tmp_path / "warehouse").exists()
 
 
 def test_missing_input_path_exits_2_with_one_line(tmp_path: Path) -> None:

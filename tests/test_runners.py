@@ -12,9 +12,10 @@ import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import broadsheet.worker_crashes
-from broadsheet.fault_injection import KILL_POINT_VARIABLE
+from broadsheet.fault_injection import HANG_VARIABLE, KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, automatic_batch_size
 from broadsheet.runner import Runner
+from broadsheet.worker_crashes import TIME_LIMIT_SCALE_VARIABLE
 from flows.ingest import ingest_flow, task_slots
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -146,6 +147,32 @@ def test_a_batch_that_kills_its_dask_workers_is_parsed_here_without_its_crashing
     crashed = tables["rejects"].filter(pl.col("reason") == "worker_crashed")
     assert crashed["source_path"].to_list() == [poison]
     expected = threads_tables["articles"].filter(pl.col("source_path") != poison)
+    assert tables["articles"].equals(expected)
+
+
+@pytest.mark.slow
+def test_a_batch_that_stalls_its_dask_workers_is_parsed_here_without_its_stalling_file(
+    sample_dir: Path,
+    tmp_path: Path,
+    threads_tables: dict[str, pl.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stalled parse task ends its Dask worker (the cluster's workers inherit the limits'
+    scale and the fault from this process's environment); after Dask's retries the flow
+    finds the file here and rejects it."""
+    distributed = pytest.importorskip("distributed")
+    stalling = sorted(threads_tables["articles"]["source_path"])[0]
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
+    monkeypatch.setenv(TIME_LIMIT_SCALE_VARIABLE, "0.05")  # 3 s a batch or a file
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        summary = _run(Runner.DASK, sample_dir, tmp_path, dask_address=cluster.scheduler_address)
+    assert summary.outcomes == {"article_written": 16, "rejected": 7}
+    tables = _tables(summary)
+    stalled = tables["rejects"].filter(pl.col("reason") == "time_limit")
+    assert stalled["source_path"].to_list() == [stalling]
+    expected = threads_tables["articles"].filter(pl.col("source_path") != stalling)
     assert tables["articles"].equals(expected)
 
 

@@ -5,7 +5,10 @@ that never ends) costs the files that kill or stall a process on their own, as
 from __future__ import annotations
 
 import multiprocessing
+import re
 import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -22,11 +25,15 @@ from broadsheet.runner import Runner
 from broadsheet.warehouse_commit import read_staging_file
 from broadsheet.warehouse_verify import verify
 from broadsheet.worker_crashes import (
+    TIME_LIMIT_SCALE_VARIABLE,
     ParseStoppedError,
     WorkerCrashError,
     WorkerPool,
+    batch_time_limit,
     crashing_files,
+    file_time_limit,
     parse_batch_after_crash,
+    time_limit_scale,
 )
 from flows.ingest import ingest, ingest_flow
 from tests.archive_files import bare, write_stories
@@ -261,6 +268,65 @@ def test_a_batch_may_take_longer_the_more_files_and_bytes_it_holds(tmp_path: Pat
     assert limit(Batch(0, (large_file,), 1)) == pytest.approx(
         limit(small) + (8 * 2**20 - small.files[0][0].size) / 2**20 * 10.0
     )
+
+
+def test_every_stall_limit_scales_with_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md"])
+    monkeypatch.delenv(TIME_LIMIT_SCALE_VARIABLE, raising=False)
+    assert time_limit_scale() == 1.0
+    assert file_time_limit() == broadsheet.worker_crashes.FILE_TIME_LIMIT_SECONDS
+    default = batch_time_limit(batch)
+    monkeypatch.setenv(TIME_LIMIT_SCALE_VARIABLE, "2.5")
+    assert file_time_limit() == 2.5 * broadsheet.worker_crashes.FILE_TIME_LIMIT_SECONDS
+    assert batch_time_limit(batch) == pytest.approx(2.5 * default)
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "inf", "nan", "", "fast"])
+def test_a_time_limit_scale_that_is_not_a_positive_number_is_refused(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv(TIME_LIMIT_SCALE_VARIABLE, text)
+    with pytest.raises(ValueError, match=f"must be a positive number, not {text!r}"):
+        time_limit_scale()
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_block_that_outlives_its_limit_ends_its_process_even_holding_the_gil() -> None:
+    """A catastrophic regular expression keeps the GIL for good: only a timer that needs no
+    GIL can end the process (a Dask worker's, where nothing else can)."""
+    stalled = _python(
+        "import re\n"
+        "from broadsheet.worker_crashes import process_ends_if_stalled\n"
+        "with process_ends_if_stalled(0.5):\n"
+        "    re.match(r'(a+)+$', 'a' * 64 + 'b')\n"
+        "print('finished')\n"
+    )
+    assert stalled.returncode == 1
+    assert "finished" not in stalled.stdout
+    assert re.match(r"Timeout \(0:00:00\.[45]\d*\)!\n", stalled.stderr), stalled.stderr
+    assert " in match\n" in stalled.stderr
+
+
+def test_a_block_that_ends_in_time_leaves_its_process_and_any_outer_limit_running() -> None:
+    finished = _python(
+        "import time\n"
+        "from broadsheet.worker_crashes import process_ends_if_stalled\n"
+        "with process_ends_if_stalled(30):\n"
+        "    with process_ends_if_stalled(0.3):\n"
+        "        pass\n"
+        "    time.sleep(1)\n"
+        "time.sleep(0.5)\n"
+        "print('finished')\n"
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == "finished\n"
 
 
 def _rejects(warehouse: Path) -> list[tuple[str, str]]:
