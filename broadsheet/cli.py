@@ -151,6 +151,10 @@ def run(
     """Ingest archive files into the warehouse and print what happened to each file.
 
     Re-runs are incremental: files the warehouse ledger shows unchanged are not read again.
+
+    A file that crashes or stalls a parse worker is rejected, not the run. Environment:
+    BROADSHEET_TIME_LIMIT_SCALE multiplies the time a batch or file may take before its
+    parse counts as stalled (default 1; raise it where reads are slow).
     """
     inputs = list(paths) if paths else [str(sample_input_dir())]
     try:
