@@ -257,17 +257,10 @@ def test_a_rerun_with_nothing_to_read_skips_prefect_but_is_recorded(
 def _prefect_modules_imported_by_a_run(inputs: Path, cwd: Path, home: Path) -> list[str]:
     """The Prefect modules ``broadsheet run`` imports in its own process (Python's import
     log on its stderr; the server it launches logs elsewhere)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
-    env |= {"PREFECT_HOME": str(home), "PYTHONPROFILEIMPORTTIME": "1"}
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("broadsheet")), "run", str(inputs)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    result = broadsheet(
+        "run", str(inputs), cwd=cwd, home=home, environment={"PYTHONPROFILEIMPORTTIME": "1"}
     )
+    assert result.returncode == 0, result.stderr
     assert "ran without starting Prefect" in result.stdout
     imported = re.findall(r"^import time:.*\|\s*(\S+)$", result.stderr, re.MULTILINE)
     assert "broadsheet.cli" in imported

@@ -129,40 +129,25 @@ def test_dask_cluster_runs_the_parse_tasks_with_the_same_result(
 
 
 @pytest.mark.slow
-def test_a_batch_that_kills_its_dask_workers_is_parsed_here_without_its_crashing_file(
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [(KILL_POINT_VARIABLE, "worker_crashed"), (HANG_VARIABLE, "time_limit")],
+    ids=["crash", "stall"],
+)
+def test_a_batch_that_kills_or_stalls_its_dask_workers_is_parsed_here_without_its_file(
     sample_dir: Path,
     tmp_path: Path,
     threads_tables: dict[str, pl.DataFrame],
     monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    reason: str,
 ) -> None:
+    """A crashed worker dies; a stalled parse task ends its worker. Either way, after Dask's
+    retries the flow finds the file here and rejects it. The cluster's workers take the fault
+    and the limits' scale from this process's environment."""
     distributed = pytest.importorskip("distributed")
     poison = sorted(threads_tables["articles"]["source_path"])[0]
-    monkeypatch.setenv(KILL_POINT_VARIABLE, f"parse:{poison}")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        summary = _run(Runner.DASK, sample_dir, tmp_path, dask_address=cluster.scheduler_address)
-    assert summary.outcomes == {"article_written": 16, "rejected": 7}
-    tables = _tables(summary)
-    crashed = tables["rejects"].filter(pl.col("reason") == "worker_crashed")
-    assert crashed["source_path"].to_list() == [poison]
-    expected = threads_tables["articles"].filter(pl.col("source_path") != poison)
-    assert tables["articles"].equals(expected)
-
-
-@pytest.mark.slow
-def test_a_batch_that_stalls_its_dask_workers_is_parsed_here_without_its_stalling_file(
-    sample_dir: Path,
-    tmp_path: Path,
-    threads_tables: dict[str, pl.DataFrame],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A stalled parse task ends its Dask worker (the cluster's workers inherit the limits'
-    scale and the fault from this process's environment); after Dask's retries the flow
-    finds the file here and rejects it."""
-    distributed = pytest.importorskip("distributed")
-    stalling = sorted(threads_tables["articles"]["source_path"])[0]
-    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
+    monkeypatch.setenv(fault, f"parse:{poison}")
     monkeypatch.setenv(TIME_LIMIT_SCALE_VARIABLE, "0.05")  # 3 s a batch or a file
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
@@ -170,9 +155,9 @@ def test_a_batch_that_stalls_its_dask_workers_is_parsed_here_without_its_stallin
         summary = _run(Runner.DASK, sample_dir, tmp_path, dask_address=cluster.scheduler_address)
     assert summary.outcomes == {"article_written": 16, "rejected": 7}
     tables = _tables(summary)
-    stalled = tables["rejects"].filter(pl.col("reason") == "time_limit")
-    assert stalled["source_path"].to_list() == [stalling]
-    expected = threads_tables["articles"].filter(pl.col("source_path") != stalling)
+    found = tables["rejects"].filter(pl.col("reason") == reason)
+    assert found["source_path"].to_list() == [poison]
+    expected = threads_tables["articles"].filter(pl.col("source_path") != poison)
     assert tables["articles"].equals(expected)
 
 
