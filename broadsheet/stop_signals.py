@@ -28,7 +28,7 @@ def is_stop_signal(error: BaseException) -> bool:
     """Whether ``error`` is Ctrl-C (``KeyboardInterrupt``) or a SIGTERM that Prefect's flow
     engine raised as ``TerminationSignal``. Prefect is not imported for the check: a process
     that has not imported it cannot have raised its exception, and ``broadsheet run`` with
-    nothing to read skips importing it (0.8 s of a no-op re-run's 1.5 s)."""
+    nothing to read skips importing it (0.8 s of a no-op re-run's 1.4 s)."""
     if isinstance(error, KeyboardInterrupt):
         return True
     exceptions = sys.modules.get("prefect.exceptions")

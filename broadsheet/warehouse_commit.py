@@ -400,7 +400,7 @@ def _partition_changes(
         return _stage_partition(
             warehouse,
             partition,
-            _sorted(pa.concat_tables(pieces)) if pieces else None,
+            sorted_rows(pa.concat_tables(pieces)) if pieces else None,
             plan.removals.get(partition, set()),
             staging,
             plan.file_metadata,
@@ -546,7 +546,8 @@ def _stage_merged(
                 if upto > run.position:
                     pieces.append(run.rows.slice(run.position, upto - run.position))
                     run.position = upto
-            writer.write_table(pieces[0] if len(pieces) == 1 else _sorted(pa.concat_tables(pieces)))
+            merged = pieces[0] if len(pieces) == 1 else sorted_rows(pa.concat_tables(pieces))
+            writer.write_table(merged)
             live = [run for run in live if run.position < len(run.keys) or run.advance()]
     return _finish_staged(path)
 
@@ -600,11 +601,6 @@ def _outdated_partitions(warehouse: Warehouse) -> Iterator[Partition]:
 def _is_outdated(path: Path) -> bool:
     metadata = pq.read_metadata(path).metadata or {}
     return int(metadata.get(b"broadsheet.schema_version", b"0")) < SCHEMA_VERSION
-
-
-def _sorted(table: pa.Table) -> pa.Table:
-    """The table in ``_SORT_KEYS`` order; the table itself, uncopied, when already in it."""
-    return sorted_rows(table)
 
 
 def sorted_rows(table: pa.Table, selected: pa.Array | None = None) -> pa.Table:

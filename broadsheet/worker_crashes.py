@@ -101,7 +101,7 @@ def batch_time_limit(batch: Batch) -> float:
     )
 
 
-_deadlines: dict[int, float] = {}
+_deadlines: dict[object, float] = {}
 """Monotonic deadline of each block in ``process_ends_if_stalled``, by a token of its own."""
 _deadlines_lock = threading.Lock()
 
@@ -116,13 +116,13 @@ def process_ends_if_stalled(seconds: float) -> Iterator[None]:
     several blocks at once it is set for the latest of their deadlines."""
     token = object()
     with _deadlines_lock:
-        _deadlines[id(token)] = time.monotonic() + seconds
+        _deadlines[token] = time.monotonic() + seconds
         _arm_stall_timer()
     try:
         yield
     finally:
         with _deadlines_lock:
-            del _deadlines[id(token)]
+            del _deadlines[token]
             _arm_stall_timer()
 
 
