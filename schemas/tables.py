@@ -258,6 +258,25 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
 }
 """Every table of the warehouse by directory name."""
 
+REPEATING_COLUMNS = frozenset(
+    {
+        "author",
+        "feed",
+        "language",
+        "source_format",
+        "parser_version",
+        "run_id",
+        "ingested_at",
+        "outcome",
+        "reason",
+        "detail",
+    }
+)
+"""Columns whose values repeat from row to row (codes, feeds, languages, a run's id and
+time). Parquet files dictionary-encode these and only these: the other columns (ids,
+hashes, URLs, paths, text, publication times) are unique or nearly so, where a dictionary
+costs encoding time until Parquet gives up on it, and makes no file smaller."""
+
 PARTITIONED_TABLES = ("articles", "article_versions")
 """Tables Hive-partitioned by ``ARTICLES_PARTITION_COLUMNS``; the others are one file each."""
 

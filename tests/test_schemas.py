@@ -12,6 +12,7 @@ from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
     REJECTS_SCHEMA,
+    REPEATING_COLUMNS,
     RUNS_SCHEMA,
     TABLE_SCHEMAS,
     describe,
@@ -76,6 +77,16 @@ def test_every_column_is_documented() -> None:
     for table, schema in TABLE_SCHEMAS.items():
         for field in schema:
             assert describe(field), f"{table}.{field.name} has no description"
+
+
+def test_every_repeating_column_is_a_flat_column_of_some_table() -> None:
+    flat = {
+        field.name
+        for schema in TABLE_SCHEMAS.values()
+        for field in schema
+        if not pa.types.is_nested(field.type)
+    }
+    assert flat >= REPEATING_COLUMNS
 
 
 def _article(**changes: object) -> ParsedArticle:

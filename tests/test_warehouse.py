@@ -37,7 +37,7 @@ from broadsheet.warehouse_commit import (
     warehouse_lock,
 )
 from broadsheet.warehouse_verify import verify
-from schemas import ARTICLES_SCHEMA, SCHEMA_VERSION
+from schemas import ARTICLES_SCHEMA, REPEATING_COLUMNS, SCHEMA_VERSION
 from tests.archive_files import bare, with_front_matter
 
 LINEAGE = ["run_id", "ingested_at"]
@@ -126,6 +126,21 @@ def test_rerun_on_unchanged_inputs_reads_nothing_and_rewrites_nothing(
     assert after["runs/part-0.parquet"] != before["runs/part-0.parquet"]
     assert all(snapshot(warehouse)[name].equals(frame) for name, frame in tables_before.items())
     assert pl.read_parquet(warehouse / "runs" / "part-0.parquet").height == 2
+
+
+def test_only_repeating_columns_are_dictionary_encoded(inputs: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    ingest(inputs, warehouse)
+    files = sorted(warehouse.rglob("*.parquet"))
+    tables = {path.relative_to(warehouse).parts[0] for path in files}
+    assert {"articles", "ledger", "rejects", "runs"} <= tables
+    for path in files:
+        metadata = pq.read_metadata(path)
+        for group in range(metadata.num_row_groups):
+            for index in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(index)
+                column = chunk.path_in_schema.split(".")[0]
+                assert chunk.has_dictionary_page == (column in REPEATING_COLUMNS), (path, column)
 
 
 def test_touched_but_identical_file_is_unchanged(inputs: Path, tmp_path: Path) -> None:
