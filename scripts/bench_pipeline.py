@@ -11,14 +11,15 @@ both wall (with no Prefect server configured, a run with nothing to read skips P
 the README) and the seconds the CLI reports as ingesting (what the flow itself spends on a
 no-op, as under ``broadsheet serve``), each against the full run's.
 Then a 10-file run's wall time (the fixed cost; and a first run's, in a new Prefect home), 1
-against 2 worker processes, and what two cores give the transform alone (two processes
-parsing in memory at once against one: the ceiling of the worker speed-up on this
-machine). Once, on a 2,000-file subset, (d) trafilatura's docs/s if it is installed (the
-``bench`` extra). Prints medians (peak RSS: the median of the runs' peaks), the ratios, and
-between each two consecutive sizes the steady-state throughput (extra files per extra
-second of a full run) and the growth of peak RSS. Corpora already in ``--workdir`` (``corpus-N``, or
-``corpus-N-scattered`` for ``--rescrapes scattered``: see scripts/synthetic_corpus.py) are
-reused.
+against 2 worker processes (the ratio of the medians, and the median and range of each
+repeat's own ratio: on a shared machine the pairs show how far the noise goes), and what
+two cores give the transform alone (two processes parsing in memory at once against one:
+the ceiling of the worker speed-up on this machine). Once, on a 2,000-file subset, (d)
+trafilatura's docs/s if it is installed (the ``bench`` extra). Prints medians (peak RSS: the
+median of the runs' peaks), the ratios, and between each two consecutive sizes the
+steady-state throughput (extra files per extra second of a full run) and the growth of peak
+RSS. Corpora already in ``--workdir`` (``corpus-N``, or ``corpus-N-scattered`` for
+``--rescrapes scattered``: see scripts/synthetic_corpus.py) are reused.
 """
 
 from __future__ import annotations
@@ -300,9 +301,11 @@ def _fixed_cost_and_scaling(workdir: Path, size: int, repeats: int, rescrapes: s
             )
             shutil.rmtree(warehouse)
     one, two = statistics.median(ingest[1]), statistics.median(ingest[2])
+    paired = [alone / both for alone, both in zip(ingest[1], ingest[2], strict=True)]
     print(
         f"worker processes on {size:,} files (ingesting s): 1 worker {one:.1f} s, "
-        f"2 workers {two:.1f} s, speed-up {one / two:.2f} x"
+        f"2 workers {two:.1f} s, speed-up {one / two:.2f} x; each repeat's own ratio: median "
+        f"{statistics.median(paired):.2f} x ({min(paired):.2f}-{max(paired):.2f})"
     )
 
 

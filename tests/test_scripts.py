@@ -1,7 +1,9 @@
-"""The benchmark scripts stop with one usage line, not a traceback, where the corpus is absent."""
+"""The benchmark scripts stop with one usage line, not a traceback, where the corpus is absent,
+and the pipeline benchmark runs end to end."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +51,41 @@ def test_comparing_without_trafilatura_is_one_usage_error(tmp_path: Path) -> Non
     (tmp_path / "gold-dev.jsonl").write_text("")
     stderr = _run_script("compare_extractors.py", tmp_path, hide_trafilatura=True)
     assert "error: trafilatura is not installed: pip install -e '.[bench]'" in stderr
+
+
+@pytest.mark.slow
+def test_the_pipeline_benchmark_prints_every_measure_on_tiny_corpora(tmp_path: Path) -> None:
+    """``bench_pipeline.py`` end to end on corpora of 20 and 40 files, one repeat: every line
+    the README quotes from it is printed, with numbers."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "bench_pipeline.py"),
+            "--sizes",
+            "20",
+            "40",
+            "--repeats",
+            "1",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    number = r"-?[0-9][0-9,]*(?:\.[0-9]+)?"
+    for line in (
+        rf"^ +40 +{number} +{number} +{number} +{number} +{number} +{number}",
+        rf"^20 -> 40 files: steady state {number} docs/s, {number} x the floor; "
+        rf"peak RSS x{number}$",
+        rf"^fixed cost \(10-file run, wall\): {number} s; a first run, in a new Prefect home: "
+        rf"{number} s$",
+        rf"^worker processes on 20 files \(ingesting s\): 1 worker {number} s, 2 workers "
+        rf"{number} s, speed-up {number} x; each repeat's own ratio: median {number} x "
+        rf"\({number}-{number}\)$",
+        rf"^two transform processes at once .* two give {number} x one$",
+    ):
+        assert re.search(line, result.stdout, re.MULTILINE), (line, result.stdout)
