@@ -113,7 +113,11 @@ def process_ends_if_stalled(seconds: float) -> Iterator[None]:
     stop: the worker's nanny starts a new one and the scheduler retries the task elsewhere,
     as after a crash. The timer is ``faulthandler``'s, a C thread that needs no GIL, so it
     fires even while a parse holds the GIL in C code. A process has one such timer: with
-    several blocks at once it is set for the latest of their deadlines."""
+    several blocks at once (a Dask worker running tasks in several threads) it is set for
+    the earliest of their deadlines, since a block past its own has stalled; the others'
+    tasks are then retried elsewhere, like any task of a worker that died. Set for the
+    latest, a stall that lets other threads run (a read that hangs) would never be caught
+    while they kept starting blocks with later deadlines."""
     token = object()
     with _deadlines_lock:
         _deadlines[token] = time.monotonic() + seconds
@@ -129,7 +133,7 @@ def process_ends_if_stalled(seconds: float) -> Iterator[None]:
 def _arm_stall_timer() -> None:
     faulthandler.cancel_dump_traceback_later()
     if _deadlines:
-        remaining = max(_deadlines.values()) - time.monotonic()
+        remaining = min(_deadlines.values()) - time.monotonic()
         faulthandler.dump_traceback_later(max(remaining, 0.001), exit=True)
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -327,6 +328,30 @@ def test_a_block_that_ends_in_time_leaves_its_process_and_any_outer_limit_runnin
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout == "finished\n"
+
+
+def test_a_stalled_block_ends_its_process_while_other_threads_start_later_blocks() -> None:
+    """A stall that lets other threads run (a read that hangs) on a Dask worker running
+    tasks in several threads: the others keep starting blocks with later deadlines, and
+    the process still ends at the stalled block's own."""
+    started = time.monotonic()
+    stalled = _python(
+        "import threading, time\n"
+        "from broadsheet.worker_crashes import process_ends_if_stalled\n"
+        "def later_blocks():\n"
+        "    for _ in range(40):\n"
+        "        with process_ends_if_stalled(2):\n"
+        "            time.sleep(0.1)\n"
+        "threading.Thread(target=later_blocks).start()\n"
+        "with process_ends_if_stalled(0.5):\n"
+        "    time.sleep(4)\n"
+        "print('finished')\n"
+    )
+    elapsed = time.monotonic() - started
+    assert stalled.returncode == 1, stalled.stderr
+    assert "finished" not in stalled.stdout
+    assert re.match(r"Timeout \(0:00:00\.\d+\)!\n", stalled.stderr), stalled.stderr
+    assert elapsed < 3
 
 
 def _rejects(warehouse: Path) -> list[tuple[str, str]]:
