@@ -9,6 +9,7 @@ in waves of at most ``WAVE_FILES`` files so that its memory does not grow with t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -169,8 +170,23 @@ def new_run_id(started: datetime) -> str:
     return f"{started:%Y%m%dT%H%M%S}Z-{secrets.token_hex(4)}"
 
 
-def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) -> BatchResult:
-    """Read and parse one batch; stage its article rows in ``staging`` (``_StagedArticles``)."""
+ChunkWatch = Callable[
+    [Sequence[tuple[InputFile, str | None]]], contextlib.AbstractContextManager[object]
+]
+"""What ``parse_batch_files`` runs each chunk of files inside, given the chunk's files."""
+
+
+def parse_batch_files(
+    batch: Batch,
+    staging: str,
+    run_id: str,
+    ingested_at_ms: int,
+    *,
+    watch_chunk: ChunkWatch | None = None,
+) -> BatchResult:
+    """Read and parse one batch; stage its article rows in ``staging`` (``_StagedArticles``).
+    Each chunk of ``PARSE_CHUNK`` files is read, parsed and staged inside ``watch_chunk``
+    (a worker process's stall watch: ``broadsheet.worker_crashes``), when given."""
     results: list[FileResult] = []
     rejects: list[RejectRow] = []
     articles: list[ParsedArticle] = []
@@ -193,8 +209,8 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
         results.append(FileResult(digest, False))
 
     set_aside = {path: (reason, detail) for path, reason, detail in batch.set_aside}
-    for start in range(0, len(batch.files), PARSE_CHUNK):
-        chunk = batch.files[start : start + PARSE_CHUNK]
+
+    def parse_chunk(chunk: Sequence[tuple[InputFile, str | None]]) -> None:
         contents = [read_and_hash(input_file) for input_file, _ in chunk]
         changed = [
             (input_file, content[0])
@@ -233,6 +249,11 @@ def parse_batch_files(batch: Batch, staging: str, run_id: str, ingested_at_ms: i
             )
             if len(articles) >= STAGED_ROW_GROUP:
                 stage_rows()
+
+    for start in range(0, len(batch.files), PARSE_CHUNK):
+        chunk = batch.files[start : start + PARSE_CHUNK]
+        with watch_chunk(chunk) if watch_chunk is not None else contextlib.nullcontext():
+            parse_chunk(chunk)
     if articles:
         stage_rows()
     staged_file = staged.close()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, cast
 
 from prefect import Flow, flow, get_run_logger, task
@@ -46,6 +46,7 @@ from broadsheet.worker_crashes import (
     WorkerPool,
     batch_time_limit,
     parse_batch_after_crash,
+    parse_batch_watched,
     process_ends_if_stalled,
 )
 
@@ -99,9 +100,10 @@ def parse_batch(batch: Batch, staging: str, run_id: str, ingested_at_ms: int) ->
     pool = _process_pool
     if pool is not None:
         return pool.parse(batch, staging, run_id, ingested_at_ms, get_run_logger().warning)
-    on_dask = _on_a_dask_worker()
-    with process_ends_if_stalled(batch_time_limit(batch)) if on_dask else nullcontext():
+    if not _on_a_dask_worker():
         return parse_batch_files(batch, staging, run_id, ingested_at_ms)
+    with process_ends_if_stalled(batch_time_limit(batch)):
+        return parse_batch_watched(batch, staging, run_id, ingested_at_ms)
 
 
 def _on_a_dask_worker() -> bool:

@@ -242,6 +242,36 @@ def test_a_pool_with_a_stalled_batch_stops_it_and_recovers_every_batch_it_held(
     assert any("batch 0 has not finished after" in warning for warning in warnings)
 
 
+def test_a_worker_ends_itself_on_a_stalled_chunk_long_before_the_batch_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The scale, which the workers read too, puts a chunk's limit in the worker at about
+    3 s; the flow's own limit for the batch is set at about 300 s (in this process only). The
+    stall is caught by the worker's own watch, quietly, and the file found as after a crash."""
+    monkeypatch.setenv(TIME_LIMIT_SCALE_VARIABLE, "0.05")
+    monkeypatch.setattr(broadsheet.worker_crashes, "BATCH_TIME_LIMIT_SECONDS", 6000.0)
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md", "c.md"])
+    stalling = batch.files[1][0].path
+    monkeypatch.setenv(HANG_VARIABLE, f"parse:{stalling}")
+    pool = WorkerPool(1)
+    warnings: list[str] = []
+    started = time.monotonic()
+    try:
+        result = pool.parse(batch, str(tmp_path / "staging"), "run", 0, warnings.append)
+    finally:
+        pool.shutdown()
+    assert time.monotonic() - started < 60
+    assert [(row.source_path, row.reason) for row in result.rejects] == [(stalling, "time_limit")]
+    assert _staged_paths(result) == sorted(
+        file.path for file, _ in batch.files if file.path != stalling
+    )
+    assert any(
+        "died while batch 0" in warning and "a stall it ended itself on" in warning
+        for warning in warnings
+    ), warnings
+    assert "Timeout (" not in capfd.readouterr().err
+
+
 @pytest.mark.usefixtures("short_time_limits")
 @pytest.mark.parametrize(
     ("fault", "message"),
