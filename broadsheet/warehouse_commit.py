@@ -71,6 +71,14 @@ LOG_TABLES = ("rejects", "skips", "ledger")
 """Unpartitioned tables a run adds a file to, rather than rewriting them whole: a run over a
 growing archive then writes what it adds, not the archive's history."""
 _COMPRESSION = "zstd"
+_HIVE = ds.partitioning(
+    pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
+)
+_SORT_KEYS = [
+    ("published_at", "ascending"),
+    ("article_id", "ascending"),
+    ("content_sha256", "ascending"),
+]
 
 
 def parquet_write_options(schema: pa.Schema) -> dict[str, Any]:
@@ -82,16 +90,6 @@ def parquet_write_options(schema: pa.Schema) -> dict[str, Any]:
         "compression": _COMPRESSION,
         "use_dictionary": [name for name in schema.names if name in REPEATING_COLUMNS],
     }
-
-
-_HIVE = ds.partitioning(
-    pa.schema([(name, pa.int32()) for name in ARTICLES_PARTITION_COLUMNS]), flavor="hive"
-)
-_SORT_KEYS = [
-    ("published_at", "ascending"),
-    ("article_id", "ascending"),
-    ("content_sha256", "ascending"),
-]
 
 
 class WarehouseError(Exception):
