@@ -153,8 +153,8 @@ def run(
     Re-runs are incremental: files the warehouse ledger shows unchanged are not read again.
 
     A file that crashes or stalls a parse worker is rejected, not the run. Environment:
-    BROADSHEET_TIME_LIMIT_SCALE multiplies the time a batch or file may take before its
-    parse counts as stalled (default 1; raise it where reads are slow).
+    BROADSHEET_TIME_LIMIT_SCALE multiplies the time a batch, a chunk of 100 files or a file
+    may take before its parse counts as stalled (default 1; raise it where reads are slow).
     """
     inputs = list(paths) if paths else [str(sample_input_dir())]
     try:
