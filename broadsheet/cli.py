@@ -217,7 +217,11 @@ def _run_flow(
         open_warehouse,
         probe_lock,
     )
-    from broadsheet.worker_crashes import WorkerCrashError, time_limit_scale
+    from broadsheet.worker_crashes import (
+        WorkerCrashError,
+        start_worker_server,
+        time_limit_scale,
+    )
 
     try:
         time_limit_scale()
@@ -238,6 +242,8 @@ def _run_flow(
     except WarehouseError as error:
         _fail(str(error), EXIT_FATAL)
     del discovery  # the run takes the prefetched listing itself
+    if runner is Runner.PROCESSES:
+        start_worker_server()  # its imports overlap the wait for Prefect's server
     from flows.ingest import RunnerUnavailableError, ingest_flow
 
     try:

@@ -24,7 +24,7 @@ from broadsheet import pipeline, warehouse_commit
 from broadsheet.allocators import (
     ARROW_POOL_VARIABLE,
     JEMALLOC_CONF_VARIABLE,
-    RETURN_PAGES_AT_ONCE,
+    RETURN_PAGES_SOON,
     glibc_malloc_trim,
     pyarrow_has_jemalloc,
 )
@@ -561,9 +561,9 @@ def test_the_cli_chooses_jemalloc_for_all_of_arrow_before_pyarrow_is_imported(
         assert (chose, backend, jemalloc_conf) == ("False", "mimalloc", "unset")
         return
     # Parquet's reader and writer allocate from Arrow's C++ default, not pyarrow's: nothing
-    # of theirs may go through mimalloc. Freed pages go back at once, here and in workers.
+    # of theirs may go through mimalloc. Freed pages go back soon, here and in workers.
     assert (chose, backend, mimalloc_peak) == ("True", "jemalloc", "0")
-    assert jemalloc_conf == RETURN_PAGES_AT_ONCE
+    assert jemalloc_conf == RETURN_PAGES_SOON
 
 
 def test_a_chosen_arrow_allocator_is_kept(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ that never ends) costs the files that kill or stall a process on their own, as
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from broadsheet.worker_crashes import (
     crashing_files,
     file_time_limit,
     parse_batch_after_crash,
+    start_worker_server,
     time_limit_scale,
 )
 from flows.ingest import ingest, ingest_flow
@@ -187,6 +189,46 @@ def test_a_batch_given_to_a_pool_already_broken_goes_to_the_new_pool_unsearched(
         pool.shutdown()
     assert warnings == []
     assert _staged_paths(result) == [batch.files[0][0].path]
+
+
+def _environment_variable(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def _threads_of_parent() -> int:
+    return len(os.listdir(f"/proc/{os.getppid()}/task"))
+
+
+def test_a_worker_has_the_environment_of_its_pool_not_of_the_server_it_forks_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start_worker_server()  # started before the variables change, as by an earlier run
+    monkeypatch.setenv("BROADSHEET_TEST_SET", "set after the server started")
+    monkeypatch.delenv(TIME_LIMIT_SCALE_VARIABLE, raising=False)
+    pool = WorkerPool(1)
+    try:
+        submit = pool._executor.submit
+        assert submit(_environment_variable, "BROADSHEET_TEST_SET").result() == (
+            "set after the server started"
+        )
+        assert submit(_environment_variable, TIME_LIMIT_SCALE_VARIABLE).result() is None
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif(
+    broadsheet.worker_crashes._CONTEXT.get_start_method() != "forkserver"
+    or not Path("/proc/self/task").is_dir(),
+    reason="workers fork from a server process only where there is one; threads read from /proc",
+)
+def test_workers_fork_from_a_server_process_with_a_single_thread() -> None:
+    # pyarrow's jemalloc starts a background thread unless told not to; a process that
+    # forks should have one thread (Python 3.12 warns otherwise).
+    pool = WorkerPool(1)
+    try:
+        assert pool._executor.submit(_threads_of_parent).result() == 1
+    finally:
+        pool.shutdown()
 
 
 @pytest.mark.parametrize(
