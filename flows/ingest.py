@@ -75,9 +75,11 @@ def _worker_processes(batches: Sequence[Batch]) -> Iterator[None]:
     wave's commit, which then has the memory to itself. Even a single batch goes to a worker
     process: there a file that crashes or stalls the parse is found and rejected
     (``broadsheet.worker_crashes``), where in the flow's own process it would end the run, or
-    hold it until someone stops it, which no one does for a scheduled run. That costs about
-    0.2 s of process start-up a run. The ``threads`` runner parses in the flow's process,
-    unwatched, except after a run that died while parsing (``Batch.after_crash``)."""
+    hold it until someone stops it, which no one does for a scheduled run. A worker forked
+    from the worker server starts in milliseconds (``start_worker_server``); a spawned one,
+    where there is no such server, in about 0.25 s. The ``threads`` runner parses in the
+    flow's process, unwatched, except after a run that died while parsing
+    (``Batch.after_crash``)."""
     global _process_pool
     workers = min(_process_workers, len(batches))
     if _tasks_in_this_process and batches and batches[0].after_crash:
