@@ -216,6 +216,24 @@ def test_a_worker_has_the_environment_of_its_pool_not_of_the_server_it_forks_fro
         pool.shutdown()
 
 
+def test_a_worker_left_alive_by_a_pool_that_broke_is_killed_at_shutdown(tmp_path: Path) -> None:
+    pool = WorkerPool(1)
+    try:
+        broken = pool._executor
+        with pytest.raises(BrokenProcessPool):
+            broken.submit(signal.raise_signal, signal.SIGKILL).result()
+        pool.parse(_batch(tmp_path / "in", 0, ["a.md"]), str(tmp_path / "staging"), "run", 0, print)
+        assert pool._executor is not broken
+        # As when the broken pool started a worker just as it broke: one it never stops.
+        straggler = broadsheet.worker_crashes._CONTEXT.Process(target=time.sleep, args=(120,))
+        straggler.start()
+        pool._retired[0][straggler.pid or 0] = straggler
+    finally:
+        pool.shutdown()
+    straggler.join(10)
+    assert straggler.exitcode == -signal.SIGKILL
+
+
 @pytest.mark.skipif(
     broadsheet.worker_crashes._CONTEXT.get_start_method() != "forkserver"
     or not Path("/proc/self/task").is_dir(),
