@@ -36,10 +36,11 @@ are freed, rather than over the next second (Arrow's own setting). Arrow's setti
 run's process keep pages that Arrow had freed (measured, one run without Prefect, 100,000
 files in 20,000-file waves: 134-190 MiB held between waves, against 104-113 MiB with pages
 given back at once). Giving them back at once (0 ms) made Parquet encoding, the bulk of a
-commit, 35-50% slower: every buffer freed was unmapped and faulted in again for the next
-one. A tenth of a second is as fast as Arrow's setting (encoding the 91,925 articles of a
-synthetic 100,000-file run with two threads, three passes in each of two processes:
-0.73-0.80 s at 100 ms, 0.66-0.88 s at 1,000 ms, 1.03-1.42 s at 0 ms)."""
+commit, 42-66% slower (each process's median pass against the other setting's): every
+buffer freed was unmapped and faulted in again for the next one. A tenth of a second is as
+fast as Arrow's setting (encoding the 91,925 articles of a synthetic 100,000-file run with
+two threads, three passes in each of two processes: 0.71-0.93 s at 100 ms, 0.66-0.88 s at
+1,000 ms, 1.03-1.42 s at 0 ms)."""
 
 
 def prefer_jemalloc() -> bool:
