@@ -1,11 +1,12 @@
 """Cheap pickling for the small records that cross between the flow and its worker processes.
 
-Every parse batch carries an ``InputFile`` per file to a worker and brings a ``FileResult``
-(and a ``RejectRow`` per reject) back. Python pickles a slotted dataclass through
-``dataclasses``' generic ``__getstate__``/``__setstate__``, which looks up the fields and
-sets each one through ``object.__setattr__``. Pickling and unpickling a 1,563-file batch
-and its results took 18.8 ms that way and 7.4 ms as the constructors' arguments (medians of
-21, alternating): CPU the flow's process and the workers otherwise take from the parsing.
+Every parse batch carries an ``InputFile`` per file to a worker and brings a ``RejectRow``
+per reject back (what it found of every file comes back as Arrow columns). Python pickles
+a slotted dataclass through ``dataclasses``' generic ``__getstate__``/``__setstate__``,
+which looks up the fields and sets each one through ``object.__setattr__``. Pickling and
+unpickling a 1,563-file batch and its results took 18.8 ms that way and 7.4 ms as the
+constructors' arguments (medians of 21, alternating): CPU the flow's process and the
+workers otherwise take from the parsing.
 """
 
 from __future__ import annotations

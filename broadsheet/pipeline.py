@@ -10,7 +10,6 @@ in waves of at most ``WAVE_FILES`` files so that its memory does not grow with t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import itertools
@@ -21,7 +20,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +31,10 @@ import pyarrow.ipc
 
 from broadsheet.allocators import release_free_memory
 from broadsheet.fault_injection import armed_kill_point, kill_point
-from broadsheet.pickling import pickled_by_fields
 from broadsheet.read_inputs import Discovery, InputFile, discover_for_run, read_input
 from broadsheet.resolve import (
     ARTICLES,
+    NEW_VERSION_COLUMNS,
     READ_PLAN_COLUMNS,
     RUN_OUTCOME_COLUMNS,
     VERSIONS,
@@ -43,9 +42,8 @@ from broadsheet.resolve import (
     Partition,
     ReadPlan,
     StoredVersion,
-    Version,
     plan_reads,
-    resolve,
+    resolve_table,
 )
 from broadsheet.rows import (
     Lineage,
@@ -70,7 +68,13 @@ from broadsheet.warehouse_commit import (
     table_signature,
     warehouse_lock,
 )
-from schemas import ARTICLES_PARTITION_COLUMNS, ARTICLES_SCHEMA, LEDGER_SCHEMA, RUNS_SCHEMA
+from schemas import (
+    ARTICLES_PARTITION_COLUMNS,
+    ARTICLES_SCHEMA,
+    FILE_FACTS_SCHEMA,
+    LEDGER_SCHEMA,
+    RUNS_SCHEMA,
+)
 from transforms import PARSER_VERSION, ParsedArticle, RejectError, RejectReason, parse_articles
 
 AUTOMATIC_BATCH_SIZE = 0
@@ -108,27 +112,52 @@ class Batch:
     being parsed."""
 
 
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class FileResult:
-    """What reading one file of a batch gave (in the batch's order): its hash and, if it
-    parsed, its article id and publication time. Small on purpose: one travels back from a
-    worker for every input file, and the flow keeps them until the commit."""
+class _FileFacts:
+    """``FILE_FACTS_SCHEMA`` of a batch's files, a column list each, filled a file at a time."""
 
-    content_sha256: str | None
-    unchanged: bool
-    article_id: str | None = None
-    published_at_ms: int | None = None
-    feed: str | None = None
-    staged_month: tuple[int, int] | None = None
-    """The (year, month) partition its article row was staged under."""
+    def __init__(self) -> None:
+        self.columns: list[list[object]] = [[] for _ in FILE_FACTS_SCHEMA]
+        self._hashes, self._unchanged, self._ids, self._published, self._feeds = self.columns[:5]
+        self._years, self._months = self.columns[5:]
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def add(
+        self,
+        content_sha256: str | None,
+        *,
+        unchanged: bool = False,
+        article: ParsedArticle | None = None,
+    ) -> None:
+        self._hashes.append(content_sha256)
+        self._unchanged.append(unchanged)
+        self._ids.append(article.article_id if article is not None else None)
+        self._published.append(article.published_at_ms if article is not None else None)
+        self._feeds.append(article.feed if article is not None else None)
+        self._years.append(None)
+        self._months.append(None)
+
+    def staged_under(self, position: int, month: tuple[int, int]) -> None:
+        self._years[position], self._months[position] = month
+
+    def record_batch(self) -> pa.RecordBatch:
+        return pa.record_batch(
+            [
+                pa.array(values, field.type)
+                for values, field in zip(self.columns, FILE_FACTS_SCHEMA, strict=True)
+            ],
+            schema=FILE_FACTS_SCHEMA,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """What one parse task did; the article rows themselves are staged on disk."""
 
-    files: tuple[FileResult, ...]
+    facts: pa.RecordBatch
+    """What reading each file of the batch gave, in the batch's order (``FILE_FACTS_SCHEMA``):
+    a few columns travel back from a worker, rather than an object a file."""
     rejects: tuple[RejectRow, ...]
     staged_articles: str | None
     staged_months: tuple[tuple[int, int], ...] = ()
@@ -187,17 +216,17 @@ def parse_batch_files(
     """Read and parse one batch; stage its article rows in ``staging`` (``_StagedArticles``).
     Each chunk of ``PARSE_CHUNK`` files is read, parsed and staged inside ``watch_chunk``
     (a worker process's stall watch: ``broadsheet.worker_crashes``), when given."""
-    results: list[FileResult] = []
+    facts = _FileFacts()
     rejects: list[RejectRow] = []
     articles: list[ParsedArticle] = []
     lineages: list[Lineage] = []
-    unstaged: list[int] = []  # positions in ``results`` of the files in ``articles``
+    unstaged: list[int] = []  # positions in ``facts`` of the files in ``articles``
     staged = _StagedArticles(Path(staging) / "articles" / f"batch-{batch.index:06d}.arrow")
 
     def stage_rows() -> None:
         months = staged.add(articles_table(articles, lineages, run_id))
         for position, month in zip(unstaged, months, strict=True):
-            results[position] = dataclasses.replace(results[position], staged_month=month)
+            facts.staged_under(position, month)
         articles.clear()
         lineages.clear()
         unstaged.clear()
@@ -206,7 +235,7 @@ def parse_batch_files(
         input_file: InputFile, digest: str | None, reason: RejectReason, detail: str
     ) -> None:
         rejects.append(RejectRow(input_file.path, digest, reason.value, detail))
-        results.append(FileResult(digest, False))
+        facts.add(digest)
 
     set_aside = {path: (reason, detail) for path, reason, detail in batch.set_aside}
 
@@ -232,7 +261,7 @@ def parse_batch_files(
                 continue
             digest = content[1]
             if digest == known_hash:
-                results.append(FileResult(digest, True))
+                facts.add(digest, unchanged=True)
                 continue
             if input_file.path in set_aside:
                 reject(input_file, digest, *set_aside[input_file.path])
@@ -243,10 +272,8 @@ def parse_batch_files(
                 continue
             articles.append(article)
             lineages.append(Lineage(input_file.path, digest, run_id, ingested_at_ms))
-            unstaged.append(len(results))
-            results.append(
-                FileResult(digest, False, article.article_id, article.published_at_ms, article.feed)
-            )
+            unstaged.append(len(facts))
+            facts.add(digest, article=article)
             if len(articles) >= STAGED_ROW_GROUP:
                 stage_rows()
 
@@ -258,7 +285,7 @@ def parse_batch_files(
         stage_rows()
     staged_file = staged.close()
     kill_point(f"batch-{batch.index}")
-    return BatchResult(tuple(results), tuple(rejects), staged_file, tuple(staged.months))
+    return BatchResult(facts.record_batch(), tuple(rejects), staged_file, tuple(staged.months))
 
 
 def kill_at_parse(files: Iterable[InputFile]) -> None:
@@ -573,15 +600,12 @@ def _ingest_wave(
     """Read, parse, resolve and commit one wave of files (``READ_PLAN_COLUMNS``); add what
     it did to ``tally``. Returns the number of batches it parsed."""
     warehouse, run_id, batch_size = context.warehouse, context.run_id, context.batch_size
-    files: list[tuple[InputFile, str | None]] = []
-    recorded_before: dict[str, tuple[str, str | None]] = {}
-    columns = wave.to_pydict()
-    for path, size, mtime_ns, known, outcome, article in zip(
-        *(columns.pop(name) for name in READ_PLAN_COLUMNS), strict=True
-    ):
-        files.append((InputFile(path, size, mtime_ns), known))
-        if known is not None:
-            recorded_before[path] = (outcome, article)
+    files = [
+        (InputFile(path, size, mtime_ns), known)
+        for path, size, mtime_ns, known in zip(
+            *(wave.column(name).to_pylist() for name in READ_PLAN_COLUMNS[:4]), strict=True
+        )
+    ]
     staging = warehouse.staging_dir(run_id)
     staging.mkdir(parents=True, exist_ok=True)
     batches = [
@@ -606,44 +630,47 @@ def _ingest_wave(
     warehouse.parsing_marker.unlink()
     kill_point("parsed")
 
-    versions = [
-        Version(file.content_sha256, file.article_id, file.published_at_ms, PARSER_VERSION, path)
-        for path, _, file in _files_read(batches, results)
-        if file.article_id is not None
-        and file.content_sha256 is not None
-        and file.published_at_ms is not None
-    ]
-    stored = _stored_versions_of(warehouse, versions)
-    resolution = resolve(versions, stored, PARSER_VERSION)
+    read = _files_read(wave, batches, results)
+    column = {name: read.column(name).combine_chunks() for name in read.column_names}
+    is_version = pc.is_valid(column["article_id"])
+    new = read.filter(is_version).select(["path", *NEW_VERSION_COLUMNS[1:]])
+    new = new.rename_columns(list(NEW_VERSION_COLUMNS))
+    resolution = resolve_table(new, _stored_versions_of(warehouse, new), PARSER_VERSION)
     kill_point("resolved")
 
+    unchanged = column["unchanged"]
+    resolved = pc.if_else(
+        is_version,
+        pc.replace_with_mask(pa.nulls(read.num_rows, pa.string()), is_version, resolution.outcomes),
+        Outcome.REJECTED.value,
+    )
+    outcomes = pc.if_else(unchanged, Outcome.UNCHANGED.value, resolved)
     counts = tally.counts
-    ledger_columns: dict[str, list[object]] = {name: [] for name in LEDGER_SCHEMA.names}
-    for path, input_file, file in _files_read(batches, results):
-        previous = recorded_before.get(path)
-        if file.unchanged and previous is not None:
-            outcome = Outcome.UNCHANGED.value
-            recorded, article = previous
-        elif file.article_id is None:
-            outcome = recorded = Outcome.REJECTED.value
-            article = None
-        else:
-            outcome = recorded = resolution.outcomes[path].value
-            article = file.article_id
-        counts[outcome] += 1
-        for name, value in (
-            ("source_path", path),
-            ("size", input_file.size),
-            ("mtime_ns", input_file.mtime_ns),
-            ("content_sha256", file.content_sha256),
-            ("parser_version", PARSER_VERSION),
-            ("outcome", recorded),
-            ("article_id", article),
-            ("run_id", run_id),
-        ):
-            ledger_columns[name].append(value)
+    for entry in pc.value_counts(outcomes).to_pylist():
+        counts[entry["values"]] += entry["counts"]
+    ledger_rows = pa.Table.from_arrays(
+        [
+            column["path"],
+            column["size"],
+            column["mtime_ns"],
+            column["content_sha256"],
+            pa.repeat(PARSER_VERSION, read.num_rows),
+            pc.if_else(unchanged, column["previous_outcome"], resolved),
+            pc.if_else(unchanged, column["previous_article_id"], column["article_id"]),
+            pa.repeat(run_id, read.num_rows),
+        ],
+        schema=LEDGER_SCHEMA,
+    )
+    stored_rows = pc.is_in(
+        outcomes,
+        value_set=pa.array([Outcome.ARTICLE_WRITTEN.value, Outcome.VERSION_SUPERSEDED.value]),
+    )
+    placed = read.append_column(
+        "table",
+        pc.replace_with_mask(pa.nulls(read.num_rows, pa.string()), is_version, resolution.tables),
+    ).filter(stored_rows)
+    incoming = StagedIncoming(results, placed)
 
-    incoming = StagedIncoming(batches, results, resolution.new_rows, resolution.outcomes)
     rejects = [reject for result in results for reject in result.rejects]
     tally.feeds.update(incoming.feeds)
     for reject in rejects:
@@ -671,7 +698,7 @@ def _ingest_wave(
             "skips": skips_table(skips, run_id, context.started_ms),
             "runs": run_row,
         },
-        ledger_rows=pa.Table.from_pydict(ledger_columns, schema=LEDGER_SCHEMA),
+        ledger_rows=ledger_rows,
         file_metadata=file_metadata(run_id),
     )
     with incoming:
@@ -681,24 +708,40 @@ def _ingest_wave(
 
 
 def _files_read(
-    batches: Sequence[Batch], results: Sequence[BatchResult]
-) -> Iterator[tuple[str, InputFile, FileResult]]:
-    """(path, input file, result) of every file the run read, in batch order."""
+    wave: pa.Table, batches: Sequence[Batch], results: Sequence[BatchResult]
+) -> pa.Table:
+    """The wave's files (``READ_PLAN_COLUMNS``, in its order, which is the batches' order) with
+    what reading each gave (``FILE_FACTS_SCHEMA``) and the position of its batch."""
     for batch, result in zip(batches, results, strict=True):
-        for (input_file, _), file in zip(batch.files, result.files, strict=True):
-            yield input_file.path, input_file, file
+        if result.facts.num_rows != len(batch.files):
+            raise RuntimeError(
+                f"batch {batch.index}: {result.facts.num_rows} results for {len(batch.files)} files"
+            )
+    facts = pa.Table.from_batches([result.facts for result in results], schema=FILE_FACTS_SCHEMA)
+    positions = [
+        pa.repeat(pa.scalar(number, pa.int32()), len(b.files)) for number, b in enumerate(batches)
+    ]
+    return pa.Table.from_arrays(
+        [
+            *wave.columns,
+            *facts.columns,
+            pa.chunked_array(positions, pa.int32()),
+        ],
+        names=[*wave.column_names, *facts.column_names, "batch"],
+    )
 
 
-def _stored_versions_of(warehouse: Warehouse, versions: Sequence[Version]) -> list[StoredVersion]:
-    """Every stored version ``resolve`` needs: those of the new versions' articles and those
-    with their hashes, plus every version of an article a re-parse takes a version from
-    (a new parser may give the same content another article id)."""
-    ids = {version.article_id for version in versions}
-    hashes = {version.content_sha256 for version in versions}
+def _stored_versions_of(warehouse: Warehouse, new: pa.Table) -> list[StoredVersion]:
+    """Every stored version ``resolve_table`` needs for the ``new`` versions: those of their
+    articles and those with their hashes, plus every version of an article a re-parse takes a
+    version from (a new parser may give the same content another article id)."""
+    ids = pc.unique(new.column("article_id").combine_chunks())
+    hashes = pc.unique(new.column("content_sha256").combine_chunks())
     stored = read_stored_versions(warehouse, ids, hashes)
-    former_ids = {entry.version.article_id for entry in stored} - ids
-    if former_ids:
-        stored = read_stored_versions(warehouse, ids | former_ids, hashes)
+    stored_ids = pa.array(sorted({entry.version.article_id for entry in stored}), pa.string())
+    former_ids = stored_ids.filter(pc.invert(pc.is_in(stored_ids, value_set=ids)))
+    if len(former_ids):
+        stored = read_stored_versions(warehouse, pa.concat_arrays([ids, former_ids]), hashes)
     return stored
 
 
@@ -713,40 +756,31 @@ class StagedIncoming:
     memory-mapped: mapped pages stay resident until unmapped, which holds every file open
     for the whole commit, so a wave's staged rows would count in the process's memory."""
 
-    def __init__(
-        self,
-        batches: Sequence[Batch],
-        results: Sequence[BatchResult],
-        placement: dict[str, str],
-        outcomes: dict[str, Outcome],
-    ) -> None:
-        stored_outcomes = {Outcome.ARTICLE_WRITTEN, Outcome.VERSION_SUPERSEDED}
-        self.partitions: set[Partition] = set()
-        self.feeds: Counter[str] = Counter()
+    def __init__(self, results: Sequence[BatchResult], placed: pa.Table) -> None:
+        """``placed``: the files whose versions are stored, with their ``path``, ``batch``
+        (position in ``results``), ``table`` (where the version goes), ``staged_year``,
+        ``staged_month`` and ``feed``."""
+        feeds = pc.value_counts(pc.fill_null(placed.column("feed"), "(no feed)"))
+        self.feeds: Counter[str] = Counter(
+            {entry["values"]: entry["counts"] for entry in feeds.to_pylist()}
+        )
+        keys = ["batch", "table", "staged_year", "staged_month"]
+        groups = placed.group_by(keys, use_threads=False).aggregate([("path", "list")])
+        kept: dict[tuple[int, str, int, int], pa.Array] = {}
+        paths = groups.column("path_list").combine_chunks()
+        for row, key in enumerate(zip(*(groups.column(k).to_pylist() for k in keys), strict=True)):
+            kept[key] = paths[row].values
+        self.partitions: set[Partition] = {(table, year, month) for _, table, year, month in kept}
         self._sources: dict[Partition, list[tuple[str, int, pa.Array]]] = {}
         """Per partition: (staged file, record batch, the source paths of its rows to keep)."""
-        for batch, result in zip(batches, results, strict=True):
-            paths_by_partition: dict[Partition, list[str]] = {}
-            for (input_file, _), file in zip(batch.files, result.files, strict=True):
-                if outcomes.get(input_file.path) not in stored_outcomes:
-                    continue
-                assert file.content_sha256 is not None  # a stored version was parsed and staged
-                assert file.staged_month is not None
-                partition = (placement[file.content_sha256], *file.staged_month)
-                paths_by_partition.setdefault(partition, []).append(input_file.path)
-                self.feeds[file.feed or "(no feed)"] += 1
-            self.partitions.update(paths_by_partition)
-            kept = {
-                partition: pa.array(paths, pa.string())
-                for partition, paths in paths_by_partition.items()
-            }
-            for index, month in enumerate(result.staged_months):
+        for number, result in enumerate(results):
+            for index, (year, month) in enumerate(result.staged_months):
                 assert result.staged_articles is not None
                 for table in (ARTICLES, VERSIONS):
-                    paths = kept.get((table, *month))
-                    if paths is not None:
-                        self._sources.setdefault((table, *month), []).append(
-                            (result.staged_articles, index, paths)
+                    sources = kept.get((number, table, year, month))
+                    if sources is not None:
+                        self._sources.setdefault((table, year, month), []).append(
+                            (result.staged_articles, index, sources)
                         )
         self._files: dict[str, tuple[pa.OSFile, pa.ipc.RecordBatchFileReader]] = {}
         self._opening = threading.Lock()

@@ -245,20 +245,20 @@ def read_ledger(warehouse: Warehouse) -> pa.Table | None:
 
 
 def read_stored_versions(
-    warehouse: Warehouse, article_ids: set[str], hashes: set[str]
+    warehouse: Warehouse, article_ids: pa.Array, hashes: pa.Array
 ) -> list[StoredVersion]:
-    """Stored versions of the given articles, or with the given content hashes."""
+    """Stored versions of the given articles, or with the given content hashes (strings)."""
     wanted = ["content_sha256", "article_id", "published_at", "parser_version", "source_path"]
     stored: list[StoredVersion] = []
-    if not article_ids and not hashes:
+    if not len(article_ids) and not len(hashes):
         return stored
     for table in PARTITIONED_TABLES:
         dataset = _partitioned_dataset(warehouse, table)
         if dataset is None:
             continue
-        condition = pc.field("article_id").isin(sorted(article_ids)) | pc.field(
-            "content_sha256"
-        ).isin(sorted(hashes))
+        condition = pc.field("article_id").isin(article_ids) | pc.field("content_sha256").isin(
+            hashes
+        )
         found = dataset.to_table(
             columns=[*wanted, *ARTICLES_PARTITION_COLUMNS], filter=condition
         ).to_pydict()

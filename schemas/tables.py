@@ -277,6 +277,26 @@ time). Parquet files dictionary-encode these and only these: the other columns (
 hashes, URLs, paths, text, publication times) are unique or nearly so, where a dictionary
 costs encoding time until Parquet gives up on it, and makes no file smaller."""
 
+FILE_FACTS_SCHEMA = pa.schema(
+    [
+        _field("content_sha256", pa.string(), "SHA-256 of the file's bytes; null if unreadable."),
+        _field(
+            "unchanged",
+            pa.bool_(),
+            "Whether the bytes hash to the ledger's hash of the file (then not parsed).",
+            nullable=False,
+        ),
+        _field("article_id", pa.string(), "Article the file carries; null if not an article."),
+        _field("published_at_ms", pa.int64(), "The article's publication time, epoch ms."),
+        _field("feed", pa.string(), "The article's feed, when it has one."),
+        _field("staged_year", pa.int32(), "Year of the partition its row was staged under."),
+        _field("staged_month", pa.int32(), "Month of the partition its row was staged under."),
+    ]
+)
+"""Not a warehouse table: what a parse task tells the flow of each file of its batch, in
+the batch's order (the article rows themselves are staged on disk). Columns rather than an
+object a file, so that the flow resolves, counts and builds the ledger of a run in Arrow."""
+
 PARTITIONED_TABLES = ("articles", "article_versions")
 """Tables Hive-partitioned by ``ARTICLES_PARTITION_COLUMNS``; the others are one file each."""
 

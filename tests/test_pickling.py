@@ -5,14 +5,16 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from broadsheet.pickling import pickled_by_fields
-from broadsheet.pipeline import Batch, BatchResult, FileResult
+from broadsheet.pipeline import Batch, BatchResult
 from broadsheet.read_inputs import InputFile
 from broadsheet.rows import RejectRow
+from schemas import FILE_FACTS_SCHEMA
 
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     ["", "a\r\nb", "\"quoted\" 'path'", "emoji 📰 path.md", "\x00nul"]
@@ -20,14 +22,14 @@ texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled
 optional_texts = st.none() | texts
 big_ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 input_files = st.builds(InputFile, texts, big_ints, big_ints)
-file_results = st.builds(
-    FileResult,
+file_facts = st.tuples(
     optional_texts,
     st.booleans(),
     optional_texts,
     st.none() | big_ints,
     optional_texts,
-    st.none() | st.tuples(st.integers(1, 9999), st.integers(1, 12)),
+    st.none() | st.integers(1, 9999),
+    st.none() | st.integers(1, 12),
 )
 reject_rows = st.builds(RejectRow, texts, optional_texts, texts, texts)
 
@@ -44,12 +46,18 @@ def test_batch_pickles_back_equal(files: list[tuple[InputFile, str | None]], ind
     assert all(type(copied) is InputFile for copied, _ in copy.files)
 
 
-@given(st.lists(file_results, max_size=5), st.lists(reject_rows, max_size=3), optional_texts)
+@given(st.lists(file_facts, max_size=5), st.lists(reject_rows, max_size=3), optional_texts)
 def test_batch_result_pickles_back_equal(
-    files: list[FileResult], rejects: list[RejectRow], staged: str | None
+    files: list[tuple[object, ...]], rejects: list[RejectRow], staged: str | None
 ) -> None:
-    result = BatchResult(tuple(files), tuple(rejects), staged, ((2024, 2),))
-    assert round_trip(result) == result
+    facts = pa.RecordBatch.from_pylist(
+        [dict(zip(FILE_FACTS_SCHEMA.names, row, strict=True)) for row in files],
+        schema=FILE_FACTS_SCHEMA,
+    )
+    result = BatchResult(facts, tuple(rejects), staged, ((2024, 2),))
+    copy = round_trip(result)
+    assert copy == result
+    assert copy.facts.to_pylist() == facts.to_pylist()
 
 
 def test_pickled_by_fields_uses_the_constructor() -> None:

@@ -213,7 +213,13 @@ def test_a_parse_task_stages_one_record_batch_per_month_in_month_order(
     result = pipeline.parse_batch_files(batch, str(tmp_path / "staging"), "run", 0)
 
     assert result.staged_months == ((2024, 1), (2024, 3))
-    assert [file.staged_month for file in result.files] == [
+    facts = result.facts
+    staged_months = zip(
+        facts.column("staged_year").to_pylist(),
+        facts.column("staged_month").to_pylist(),
+        strict=True,
+    )
+    assert list(staged_months) == [
         (2024, 3),
         (2024, 1),
         (2024, 3),
