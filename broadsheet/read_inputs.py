@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from broadsheet import object_store
 from broadsheet.pickling import pickled_by_fields
+from schemas import INPUT_FILES_SCHEMA
 
 
 class InputPathError(Exception):
@@ -60,15 +61,6 @@ class SkippedPath:
     reason: SkipReason
     detail: str
 
-
-INPUT_FILES_SCHEMA = pa.schema(
-    [
-        pa.field("path", pa.string(), nullable=False),
-        pa.field("size", pa.int64(), nullable=False),
-        pa.field("mtime_ns", pa.int64(), nullable=False),
-    ]
-)
-"""The columns of ``Discovery.files``: one row per file to read, in discovery order."""
 
 _CHUNK_FILES = 65_536
 """Files discovery holds as Python objects before it packs them into Arrow columns."""

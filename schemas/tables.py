@@ -277,6 +277,16 @@ time). Parquet files dictionary-encode these and only these: the other columns (
 hashes, URLs, paths, text, publication times) are unique or nearly so, where a dictionary
 costs encoding time until Parquet gives up on it, and makes no file smaller."""
 
+INPUT_FILES_SCHEMA = pa.schema(
+    [
+        _field("path", pa.string(), "A regular file found under the inputs.", nullable=False),
+        _field("size", pa.int64(), "Its size in bytes when found.", nullable=False),
+        _field("mtime_ns", pa.int64(), "Its modification time (ns) when found.", nullable=False),
+    ]
+)
+"""Not a warehouse table: the files a run's discovery finds to read, one row per file, in
+discovery order (``broadsheet.read_inputs.Discovery.files``)."""
+
 FILE_FACTS_SCHEMA = pa.schema(
     [
         _field("content_sha256", pa.string(), "SHA-256 of the file's bytes; null if unreadable."),
