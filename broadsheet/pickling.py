@@ -1,7 +1,8 @@
 """Cheap pickling for the small records that cross between the flow and its worker processes.
 
-Every parse batch carries an ``InputFile`` per file to a worker and brings a ``RejectRow``
-per reject back (what it found of every file comes back as Arrow columns). Python pickles
+A parse batch brings a ``RejectRow`` per reject back from its worker (what it found of
+every file comes back as Arrow columns, as its files went: ``BatchFiles``), and a worker
+watching for crashes hands ``InputFile``s to the process it starts for a retry. Python pickles
 a slotted dataclass through ``dataclasses``' generic ``__getstate__``/``__setstate__``,
 which looks up the fields and sets each one through ``object.__setattr__``. Pickling and
 unpickling a 1,563-file batch and its results took 18.8 ms that way and 7.4 ms as the

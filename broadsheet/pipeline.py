@@ -20,10 +20,11 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,12 +97,73 @@ def automatic_batch_size(files: int) -> int:
     return min(MAX_BATCH_SIZE, max(MIN_BATCH_SIZE, -(-files // TARGET_PARSE_TASKS)))
 
 
+class BatchFiles(Sequence[tuple[InputFile, str | None]]):
+    """A parse batch's files as the columns of its slice of the read plan (path, size,
+    mtime_ns, known_sha256), read as (``InputFile``, known hash) pairs.
+
+    The flow's process cuts a wave into batches without making Python objects per file: the
+    pairs are built where the batch is read, in the worker, once. The flow's process is the
+    serial part of a run; cutting a 100,000-file wave into 16 batches and pickling them took
+    it 327 ms as tuples of ``InputFile`` and 5 ms as columns (medians of 7, alternating,
+    ``InputFile`` pickled by fields), and a worker unpickles and reads either in the same
+    time (119 against 113 ms). It pickles as an Arrow IPC stream of its own rows: a pickled
+    slice would carry its whole wave's buffers."""
+
+    __slots__ = ("_columns", "_pairs")
+
+    def __init__(self, columns: pa.Table) -> None:
+        self._columns = columns.select(list(READ_PLAN_COLUMNS[:4]))
+        self._pairs: tuple[tuple[InputFile, str | None], ...] | None = None
+
+    @classmethod
+    def from_ipc(cls, stream: bytes) -> BatchFiles:
+        """The files pickled by ``__reduce__``."""
+        return cls(pa.ipc.open_stream(stream).read_all())
+
+    def __reduce__(self) -> tuple[Callable[[bytes], BatchFiles], tuple[bytes]]:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self._columns.schema) as writer:
+            writer.write_table(self._columns)
+        return BatchFiles.from_ipc, (sink.getvalue().to_pybytes(),)
+
+    def _all(self) -> tuple[tuple[InputFile, str | None], ...]:
+        if self._pairs is None:
+            paths, sizes, mtimes, known = (column.to_pylist() for column in self._columns.columns)
+            files = map(InputFile, paths, sizes, mtimes)
+            self._pairs = tuple(zip(files, known, strict=True))
+        return self._pairs
+
+    def __len__(self) -> int:
+        rows: int = self._columns.num_rows
+        return rows
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[InputFile, str | None]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[InputFile, str | None], ...]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> tuple[InputFile, str | None] | tuple[tuple[InputFile, str | None], ...]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[tuple[InputFile, str | None]]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Files one parse task reads, each with the hash that would make it unchanged."""
 
     index: int
-    files: tuple[tuple[InputFile, str | None], ...]
+    files: Sequence[tuple[InputFile, str | None]]
+    """A ``BatchFiles`` in a run; any sequence of pairs in tests."""
     run_batches: int
     """Batches in the whole run (for progress: a run of several waves maps several times)."""
     after_crash: bool = False
@@ -602,24 +664,17 @@ def _ingest_wave(
     """Read, parse, resolve and commit one wave of files (``READ_PLAN_COLUMNS``); add what
     it did to ``tally``. Returns the number of batches it parsed."""
     warehouse, run_id, batch_size = context.warehouse, context.run_id, context.batch_size
-    files = [
-        (InputFile(path, size, mtime_ns), known)
-        for path, size, mtime_ns, known in zip(
-            *(wave.column(name).to_pylist() for name in READ_PLAN_COLUMNS[:4]), strict=True
-        )
-    ]
     staging = warehouse.staging_dir(run_id)
     staging.mkdir(parents=True, exist_ok=True)
     batches = [
         Batch(
             first_batch + number,
-            tuple(files[start : start + batch_size]),
+            BatchFiles(wave.slice(start, batch_size)),
             context.run_batches,
             context.after_crash,
         )
-        for number, start in enumerate(range(0, len(files), batch_size))
+        for number, start in enumerate(range(0, wave.num_rows, batch_size))
     ]
-    del files
     warehouse.parsing_marker.write_text(run_id, encoding="utf-8")
     try:
         results = context.map_batches(batches, str(staging), run_id, context.started_ms)

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broadsheet.pickling import pickled_by_fields
-from broadsheet.pipeline import Batch, BatchResult
+from broadsheet.pipeline import Batch, BatchFiles, BatchResult
 from broadsheet.read_inputs import InputFile
+from broadsheet.resolve import READ_PLAN_COLUMNS
 from broadsheet.rows import RejectRow
 from schemas import FILE_FACTS_SCHEMA
 
@@ -44,6 +45,50 @@ def test_batch_pickles_back_equal(files: list[tuple[InputFile, str | None]], ind
     copy = round_trip(batch)
     assert copy == batch
     assert all(type(copied) is InputFile for copied, _ in copy.files)
+
+
+def read_plan(files: list[tuple[InputFile, str | None]]) -> pa.Table:
+    """A read plan's columns (``READ_PLAN_COLUMNS``) for ``files``."""
+    columns = [
+        [file.path for file, _ in files],
+        [file.size for file, _ in files],
+        [file.mtime_ns for file, _ in files],
+        [known for _, known in files],
+        ["article_written"] * len(files),
+        [None] * len(files),
+    ]
+    types = [pa.string(), pa.int64(), pa.int64(), pa.string(), pa.string(), pa.string()]
+    return pa.table(
+        [pa.array(values, kind) for values, kind in zip(columns, types, strict=True)],
+        names=list(READ_PLAN_COLUMNS),
+    )
+
+
+@given(
+    st.lists(st.tuples(input_files, optional_texts), max_size=8),
+    st.integers(0, 8),
+    st.integers(0, 8),
+)
+def test_batch_files_read_and_pickle_as_their_slice_of_the_plan(
+    files: list[tuple[InputFile, str | None]], start: int, length: int
+) -> None:
+    expected = tuple(files[start : start + length])
+    batch_files = BatchFiles(read_plan(files).slice(start, length))
+    assert len(batch_files) == len(expected)
+    assert tuple(batch_files) == expected
+    assert batch_files[: len(expected) // 2] == expected[: len(expected) // 2]
+    copy = round_trip(Batch(3, batch_files, 4, after_crash=True))
+    assert isinstance(copy.files, BatchFiles)
+    assert copy == Batch(3, expected, 4, after_crash=True)
+    assert all(type(copied) is InputFile for copied, _ in copy.files)
+
+
+def test_a_pickled_batch_carries_its_own_rows_not_its_waves() -> None:
+    file = (InputFile("/archive/feed/2024/article.md", 2048, 1_700_000_000 * 10**9), None)
+    small_wave, large_wave = read_plan([file] * 10), read_plan([file] * 20_000)
+    pickled_small = pickle.dumps(BatchFiles(small_wave.slice(4, 3)))
+    pickled_large = pickle.dumps(BatchFiles(large_wave.slice(15_000, 3)))
+    assert len(pickled_large) == len(pickled_small) < 2_000
 
 
 @given(st.lists(file_facts, max_size=5), st.lists(reject_rows, max_size=3), optional_texts)
