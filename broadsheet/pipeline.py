@@ -758,6 +758,11 @@ def _ingest_wave(
         ledger_rows=ledger_rows,
         file_metadata=file_metadata(run_id),
     )
+    # What listing the stored versions and resolving freed is still held by the allocators;
+    # the commit's own peak comes on top of it. Measured, a 500,000-file run in five waves:
+    # the flow's process peaked at 405-419 MiB in the commits of waves 2-5 with this, and at
+    # 444-471 MiB without it (372 and 388 MiB in the first wave's, into an empty warehouse).
+    release_free_memory()
     with incoming:
         committed = commit(warehouse, run_id, plan)
     tally.committed.update(dict.fromkeys(committed))
