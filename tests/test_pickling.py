@@ -78,6 +78,7 @@ def test_batch_files_read_and_pickle_as_their_slice_of_the_plan(
     assert tuple(batch_files) == expected
     assert batch_files[: len(expected) // 2] == expected[: len(expected) // 2]
     copy = round_trip(Batch(3, batch_files, 4, after_crash=True))
+    assert isinstance(copy, Batch)
     assert isinstance(copy.files, BatchFiles)
     assert copy == Batch(3, expected, 4, after_crash=True)
     assert all(type(copied) is InputFile for copied, _ in copy.files)
