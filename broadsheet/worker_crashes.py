@@ -52,6 +52,7 @@ from broadsheet.pipeline import (
     kill_at_parse,
     parse_batch_files,
     read_and_hash,
+    total_size,
 )
 from broadsheet.read_inputs import InputFile
 from transforms import RejectReason, parse_articles
@@ -169,7 +170,7 @@ def batch_time_limit(batch: Batch) -> float:
 def files_time_limit(files: Sequence[tuple[InputFile, str | None]]) -> float:
     """Seconds a worker may take over ``files`` (a batch, or a chunk of one) before it is
     taken to have stalled."""
-    mebibytes = sum(input_file.size for input_file, _ in files) / 2**20
+    mebibytes = total_size(files) / 2**20
     return time_limit_scale() * (
         BATCH_TIME_LIMIT_SECONDS
         + len(files) * BATCH_SECONDS_PER_FILE

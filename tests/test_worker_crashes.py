@@ -15,12 +15,20 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import broadsheet.worker_crashes
 from broadsheet.fault_injection import HANG_VARIABLE, KILL_POINT_VARIABLE
-from broadsheet.pipeline import Batch, BatchResult, parse_batch_files, read_and_hash, run_ingest
+from broadsheet.pipeline import (
+    Batch,
+    BatchFiles,
+    BatchResult,
+    parse_batch_files,
+    read_and_hash,
+    run_ingest,
+)
 from broadsheet.read_inputs import InputFile
 from broadsheet.resolve import Outcome
 from broadsheet.runner import Runner
@@ -359,6 +367,29 @@ def test_a_batch_may_take_longer_the_more_files_and_bytes_it_holds(tmp_path: Pat
     assert limit(Batch(0, (large_file,), 1)) == pytest.approx(
         limit(small) + (8 * 2**20 - small.files[0][0].size) / 2**20 * 10.0
     )
+
+
+def test_a_batch_of_plan_columns_gets_its_limit_without_building_a_file_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flow's process sizes every batch it hands to a worker: from the size column, not
+    by building the ``InputFile``s that ``BatchFiles`` leaves to the worker."""
+    files = tuple((InputFile(f"/in/{n}.md", n * 3 * 2**20, 0), None) for n in range(1, 4))
+    columns = pa.table(
+        {
+            "path": [file.path for file, _ in files],
+            "size": pa.array([file.size for file, _ in files], pa.int64()),
+            "mtime_ns": pa.array([0] * 3, pa.int64()),
+            "known_sha256": pa.array([None] * 3, pa.string()),
+        }
+    )
+    as_pairs = batch_time_limit(Batch(0, files, 1))
+
+    def built(self: BatchFiles) -> None:
+        raise AssertionError("the flow's process built the batch's InputFiles")
+
+    monkeypatch.setattr(BatchFiles, "_all", built)
+    assert batch_time_limit(Batch(0, BatchFiles(columns), 1)) == pytest.approx(as_pairs)
 
 
 def test_every_stall_limit_scales_with_the_environment(
