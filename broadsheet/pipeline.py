@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import itertools
 import json
@@ -573,6 +574,12 @@ def run_ingest(
         for wave in range(len(wave_starts)):
             first_batch += _ingest_wave(context, waves.read(wave), first_batch, skips, tally)
             skips = []
+            if wave + 1 < len(wave_starts):
+                # Prefect's task runs leave reference cycles that wait for Python's rare
+                # full collection (about 25,000 more blocks alive after each 100,000-file
+                # wave); collected here (about 0.1 s), their memory goes back before the
+                # next wave instead of pinning its allocations.
+                gc.collect()
             release_free_memory()  # what this wave freed goes back before the next one
         waves.remove()
     return RunSummary(
