@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -115,6 +117,47 @@ def test_a_run_in_waves_ends_with_the_tables_of_one_commit(
             assert 1 <= len(names) <= MAX_PARTITION_FILES, names
             assert all(PART_FILE.fullmatch(name) for name in names), names
     assert not any((waves.warehouse / "_staging").iterdir())
+
+
+def test_a_commit_merges_one_partition_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every partition reaches ``MAX_PARTITION_FILES`` in the same commit of a run in waves;
+    merging two at once doubled what the commit held (``_MERGING``). Each merge waits a
+    little inside, so that two commit threads would overlap if nothing kept them apart."""
+    monkeypatch.setattr(warehouse_commit, "COMMIT_THREADS", 2)
+    real_merge = warehouse_commit._stage_merged
+    merging, most_at_once, merges = [0], [0], [0]
+    count = threading.Lock()
+
+    def watched_merge(path: Path, runs: list[object], metadata: Mapping[bytes, bytes]) -> object:
+        if len(runs) < 2:
+            return real_merge(path, runs, metadata)  # type: ignore[arg-type]
+        with count:
+            merging[0] += 1
+            merges[0] += 1
+            most_at_once[0] = max(most_at_once[0], merging[0])
+        time.sleep(0.05)
+        try:
+            return real_merge(path, runs, metadata)  # type: ignore[arg-type]
+        finally:
+            with count:
+                merging[0] -= 1
+
+    monkeypatch.setattr(warehouse_commit, "_stage_merged", watched_merge)
+    inputs = tmp_path / "inputs"
+    for index in range(MAX_PARTITION_FILES + 1):  # each wave adds a file to both months
+        for month, epoch_ms in (("jan", JAN_2024), ("feb", JAN_2024 + 40 * DAY)):
+            write_article(
+                inputs,
+                f"{index:02d}-{month}.md",
+                url=f"https://news.example/{month}/{index}",
+                epoch_ms=epoch_ms + index * 3_600_000,
+                text=f"Story {index} of {month}.",
+            )
+    run_ingest([str(inputs)], str(tmp_path / "warehouse"), batch_size=2, wave_files=2)
+    assert merges[0] == 2
+    assert most_at_once[0] == 1
 
 
 def test_only_the_wave_being_ingested_has_its_plan_in_memory(
