@@ -130,16 +130,18 @@ def test_a_commit_merges_one_partition_at_a_time(
     merging, most_at_once, merges = [0], [0], [0]
     count = threading.Lock()
 
-    def watched_merge(path: Path, runs: list[object], metadata: Mapping[bytes, bytes]) -> object:
+    def watched_merge(
+        path: Path, runs: list[warehouse_commit._SortedRun], metadata: Mapping[bytes, bytes]
+    ) -> str | None:
         if len(runs) < 2:
-            return real_merge(path, runs, metadata)  # type: ignore[arg-type]
+            return real_merge(path, runs, metadata)
         with count:
             merging[0] += 1
             merges[0] += 1
             most_at_once[0] = max(most_at_once[0], merging[0])
         time.sleep(0.05)
         try:
-            return real_merge(path, runs, metadata)  # type: ignore[arg-type]
+            return real_merge(path, runs, metadata)
         finally:
             with count:
                 merging[0] -= 1

@@ -15,7 +15,6 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -48,6 +47,7 @@ from broadsheet.worker_crashes import (
 )
 from flows.ingest import ingest, ingest_flow
 from tests.archive_files import bare, write_stories
+from tests.test_pickling import read_plan
 from transforms import RejectReason
 
 JAN_2024 = 1_704_067_200_000
@@ -375,14 +375,7 @@ def test_a_batch_of_plan_columns_gets_its_limit_without_building_a_file_object(
     """The flow's process sizes every batch it hands to a worker: from the size column, not
     by building the ``InputFile``s that ``BatchFiles`` leaves to the worker."""
     files = tuple((InputFile(f"/in/{n}.md", n * 3 * 2**20, 0), None) for n in range(1, 4))
-    columns = pa.table(
-        {
-            "path": [file.path for file, _ in files],
-            "size": pa.array([file.size for file, _ in files], pa.int64()),
-            "mtime_ns": pa.array([0] * 3, pa.int64()),
-            "known_sha256": pa.array([None] * 3, pa.string()),
-        }
-    )
+    columns = read_plan(list(files))
     as_pairs = batch_time_limit(Batch(0, files, 1))
 
     def built(self: BatchFiles) -> None:
