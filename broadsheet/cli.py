@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from broadsheet import object_store
-from broadsheet.allocators import prefer_jemalloc
+from broadsheet.allocators import fix_malloc_mmap_threshold, prefer_jemalloc
 from broadsheet.prefect_env import apply_quiet_prefect_defaults
 from broadsheet.prefect_server import (
     RUN_SERVER,
@@ -172,6 +172,7 @@ def run(
 
     apply_quiet_prefect_defaults()
     prefer_jemalloc()
+    fix_malloc_mmap_threshold()
     server = RUN_SERVER
     end_process_when_stopped()
     started = time.perf_counter()
@@ -563,6 +564,7 @@ def serve(
         _fail(f"input path does not exist: {', '.join(missing)}", EXIT_USAGE)
     apply_quiet_prefect_defaults()
     prefer_jemalloc()
+    fix_malloc_mmap_threshold()
     from broadsheet.prefect_server import PrefectServerError, prefect_api, prefect_home
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

@@ -4,6 +4,7 @@ that write their rows a row group at a time."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -21,8 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from broadsheet import pipeline, warehouse_commit
+from broadsheet import cli, pipeline, prefect_server, warehouse_commit
 from broadsheet.allocators import (
     ARROW_POOL_VARIABLE,
     JEMALLOC_CONF_VARIABLE,
@@ -682,6 +684,116 @@ def test_memory_freed_between_waves_goes_back_to_the_system() -> None:
     )
     before, after, _ = (float(value) for value in completed.stdout.split())
     assert before - after > 150, (before, after)
+
+
+_MMAP_THRESHOLD_PROBE = """
+import ctypes
+import sys
+from broadsheet.allocators import fix_malloc_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+fixed = fix_malloc_mmap_threshold() if sys.argv[1] == "fix" else False
+freed = b"x" * (16 << 20)  # a mapping of its own; freed, glibc raises its threshold to it
+del freed
+before = resident_mib()
+block = b"x" * (4 << 20)  # above a fixed threshold, below the raised one
+mapped = mallinfo2().hblkhd / 2**20  # what glibc holds in mappings of their own
+pinned = b"y" * 4_000  # from the heap: the block, if from there too, may sit below it
+del block
+print(fixed, mapped, resident_mib() - before, len(pinned))
+"""
+
+
+def _large_block(fix: bool, environment: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """In a fresh interpreter (with ``fix_malloc_mmap_threshold`` when ``fix``), a 4 MiB block
+    allocated after a 16 MiB one was freed: the MiB glibc held in mappings of their own while
+    it lived, and the MiB still resident once it was freed."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _MMAP_THRESHOLD_PROBE, "fix" if fix else "leave"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(environment or {})},
+    )
+    fixed, mapped, left, _ = completed.stdout.split()
+    assert fixed == str(fix and not environment)
+    return float(mapped), float(left)
+
+
+def _has_mallinfo2() -> bool:
+    return hasattr(ctypes.CDLL(None), "mallinfo2")
+
+
+@pytest.mark.skipif(
+    not _has_mallinfo2() or not Path("/proc/self/statm").exists(),
+    reason="needs glibc 2.33 or later and /proc",
+)
+def test_a_fixed_mmap_threshold_gives_large_blocks_back_when_freed() -> None:
+    mapped, left = _large_block(fix=False)
+    assert mapped < 1  # glibc's moving threshold: the block came from the heap...
+    assert left > 3.5  # ...and stayed there
+    mapped, left = _large_block(fix=True)
+    assert mapped >= 4
+    assert left < 0.5
+
+
+@pytest.mark.skipif(not _has_mallinfo2(), reason="needs glibc 2.33 or later")
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432"},
+        {"MALLOC_MMAP_THRESHOLD_": "33554432"},
+    ],
+)
+def test_an_mmap_threshold_the_user_set_is_kept(environment: Mapping[str, str]) -> None:
+    mapped, _ = _large_block(fix=True, environment=environment)
+    assert mapped < 1  # 4 MiB is below the user's 32 MiB: from the heap
+
+
+def test_run_and_serve_set_the_allocators_up_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch, sample_dir: Path
+) -> None:
+    """Both commands choose Arrow's allocator and fix glibc's threshold before their work
+    allocates (the test stops each at the threshold)."""
+
+    class StoppedAtThresholdError(Exception):
+        pass
+
+    calls: list[str] = []
+
+    def fix_threshold() -> bool:
+        calls.append("threshold")
+        raise StoppedAtThresholdError
+
+    def went_on() -> None:
+        raise AssertionError("the command went on without fixing the threshold")
+
+    monkeypatch.setattr(cli, "apply_quiet_prefect_defaults", lambda: None)
+
+    def choose_jemalloc() -> bool:
+        calls.append("jemalloc")
+        return True
+
+    monkeypatch.setattr(cli, "prefer_jemalloc", choose_jemalloc)
+    monkeypatch.setattr(cli, "fix_malloc_mmap_threshold", fix_threshold)
+    monkeypatch.setattr(cli, "end_process_when_stopped", went_on)  # run's next step
+    monkeypatch.setattr(prefect_server, "prefect_home", went_on)  # serve's
+    for command in ("run", "serve"):
+        calls.clear()
+        result = CliRunner().invoke(cli.app, [command, str(sample_dir)])
+        assert isinstance(result.exception, StoppedAtThresholdError), (command, result.output)
+        assert calls == ["jemalloc", "threshold"], command
 
 
 def test_rows_leaving_a_partition_are_found_in_every_row_group(tmp_path: Path) -> None:
