@@ -718,13 +718,20 @@ print(fixed, mapped, resident_mib() - before, len(pinned))
 def _large_block(fix: bool, environment: Mapping[str, str] | None = None) -> tuple[float, float]:
     """In a fresh interpreter (with ``fix_malloc_mmap_threshold`` when ``fix``), a 4 MiB block
     allocated after a 16 MiB one was freed: the MiB glibc held in mappings of their own while
-    it lived, and the MiB still resident once it was freed."""
+    it lived, and the MiB still resident once it was freed. glibc's own settings come only
+    from ``environment``: any of them (Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` in the
+    process that starts a local cluster) turns its moving threshold off."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MALLOC_") and name != "GLIBC_TUNABLES"
+    }
     completed = subprocess.run(
         [sys.executable, "-c", _MMAP_THRESHOLD_PROBE, "fix" if fix else "leave"],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, **(environment or {})},
+        env={**inherited, **(environment or {})},
     )
     fixed, mapped, left, _ = completed.stdout.split()
     assert fixed == str(fix and not environment)

@@ -7,12 +7,15 @@ runs exactly the same function (tests/test_flow.py).
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -27,10 +30,12 @@ from broadsheet.pipeline import RunSummary, count_files_to_read, run_ingest
 from broadsheet.read_inputs import Discovery, discover, prefetch_discovery
 from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
 from broadsheet.warehouse_commit import (
+    DATA_FILE,
     MAX_PARTITION_FILES,
     PART_FILE,
     Warehouse,
     WarehouseBusyError,
+    files_to_merge,
     open_warehouse,
     read_ledger,
     sorted_rows,
@@ -409,6 +414,86 @@ def test_a_partition_holds_at_most_a_few_files_over_many_runs(tmp_path: Path) ->
     cycle = list(range(1, MAX_PARTITION_FILES + 1))
     assert file_counts == [*cycle, *cycle, 1, 2]
     assert set((warehouse / "articles").rglob("*.parquet")) == set(partition.iterdir())
+
+
+def test_a_merge_leaves_a_file_much_larger_than_the_rest_as_it_is(tmp_path: Path) -> None:
+    """Once a partition holds one large file, the commits that reach the file limit merge
+    the small files that came after it and leave it alone (``files_to_merge``)."""
+    inputs = tmp_path / "inputs"
+    warehouse = tmp_path / "warehouse"
+    partition = warehouse / "articles" / "year=2024" / "month=1"
+    for index in range(600):  # 1 KB of hexadecimal digits each, about 300 KB compressed
+        write_article(
+            inputs,
+            f"big-{index:03d}.md",
+            url=f"https://news.example/big/{index}",
+            epoch_ms=JAN_2024 + index * 60_000,
+            text="".join(hashlib.sha512(f"{index}-{n}".encode()).hexdigest() for n in range(8)),
+        )
+    ingest(inputs, warehouse)
+    large = partition / DATA_FILE
+    inode = large.stat().st_ino
+    for index in range(MAX_PARTITION_FILES):
+        write_story(inputs, index)
+        ingest(inputs, warehouse)
+    names = sorted(path.name for path in partition.iterdir())
+    assert names == [DATA_FILE, "part-1.parquet"]  # the eight small files merged into one
+    assert large.stat().st_ino == inode
+    rows = pl.read_parquet(partition / "part-1.parquet")
+    assert sorted(rows.get_column("url").to_list()) == sorted(
+        f"https://news.example/{index}" for index in range(MAX_PARTITION_FILES)
+    )
+    assert pl.read_parquet(large).height == 600
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=10**9), max_size=2 * MAX_PARTITION_FILES),
+    adding=st.booleans(),
+)
+def test_a_merge_leaves_at_most_the_file_limit(sizes: list[int], adding: bool) -> None:
+    merged = files_to_merge(sizes, adding)
+    assert merged == sorted(set(merged))
+    assert all(0 <= index < len(sizes) for index in merged)
+    left = len(sizes) - len(merged) + (1 if merged or adding else 0)
+    if len(sizes) + adding <= MAX_PARTITION_FILES:
+        assert merged == []
+    else:
+        assert left <= MAX_PARTITION_FILES
+        kept = [size for index, size in enumerate(sizes) if index not in merged]
+        assert all(size >= max(sizes[index] for index in merged) for size in kept)
+
+
+def test_files_to_merge_keeps_a_large_file_and_merges_files_of_one_size() -> None:
+    assert files_to_merge([10] * MAX_PARTITION_FILES, adding=True) == list(
+        range(MAX_PARTITION_FILES)
+    )
+    assert files_to_merge([1_000] + [10] * (MAX_PARTITION_FILES - 1), adding=True) == list(
+        range(1, MAX_PARTITION_FILES)
+    )
+    assert files_to_merge([10] * MAX_PARTITION_FILES, adding=False) == []
+    assert files_to_merge([10] * (MAX_PARTITION_FILES - 1), adding=True) == []
+
+
+def _bytes_rewritten(commits: int, choose: Callable[[list[int]], list[int]]) -> int:
+    """Bytes a partition's merges rewrite over ``commits`` commits that each add a file of
+    one byte, when ``choose`` picks the files each merge takes."""
+    sizes: list[int] = []
+    rewritten = 0
+    for _ in range(commits):
+        merged = choose(sizes) if len(sizes) + 1 > MAX_PARTITION_FILES else []
+        total = sum(sizes[index] for index in merged) + 1
+        rewritten += total if merged else 0
+        sizes = [size for index, size in enumerate(sizes) if index not in merged] + [total]
+    return rewritten
+
+
+def test_merges_rewrite_a_row_a_logarithmic_number_of_times() -> None:
+    commits = 4_000
+    tiered = _bytes_rewritten(commits, lambda sizes: files_to_merge(sizes, adding=True))
+    every_file = _bytes_rewritten(commits, lambda sizes: list(range(len(sizes))))
+    assert tiered <= commits * math.log(commits, 1.5)
+    assert every_file > commits * commits / (4 * MAX_PARTITION_FILES)  # the former policy
+    assert tiered * 20 < every_file, (tiered, every_file)
 
 
 def test_a_run_rewrites_only_the_stored_files_that_lose_rows(tmp_path: Path) -> None:
