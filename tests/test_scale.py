@@ -783,15 +783,14 @@ def test_run_and_serve_set_the_allocators_up_before_anything_else(
         calls.append("threshold")
         raise StoppedAtThresholdError
 
-    def went_on() -> None:
-        raise AssertionError("the command went on without fixing the threshold")
-
-    monkeypatch.setattr(cli, "apply_quiet_prefect_defaults", lambda: None)
-
     def choose_jemalloc() -> bool:
         calls.append("jemalloc")
         return True
 
+    def went_on() -> None:
+        raise AssertionError("the command went on without fixing the threshold")
+
+    monkeypatch.setattr(cli, "apply_quiet_prefect_defaults", lambda: None)
     monkeypatch.setattr(cli, "prefer_jemalloc", choose_jemalloc)
     monkeypatch.setattr(cli, "fix_malloc_mmap_threshold", fix_threshold)
     monkeypatch.setattr(cli, "end_process_when_stopped", went_on)  # run's next step
