@@ -17,9 +17,11 @@ from transforms import (
     ShareLink,
     extract_body,
     parse_article,
+    parse_envelope,
     speedups,
 )
 from transforms import body as body_module
+from transforms.article import decode_document
 
 BASE = "https://news.example/2020/10/13/story"
 
@@ -166,6 +168,87 @@ def test_boilerplate_is_dropped_with_a_named_reason(html: str, reason: DiscardRe
     assert body.paragraphs == ("Kept.",)
     assert [discard.reason for discard in body.discarded] == [reason] * len(body.discarded)
     assert body.discarded
+
+
+@pytest.mark.parametrize(
+    "taxonomy",
+    [
+        "category-newsletters category-12",  # a promo's substring
+        "tag-social-media tag-osint",  # a share widget's token prefix
+        "tag-ads tag-related-stories category-sponsored",  # an advert's, a related list's
+        "TAG-Subscribe Category-Share",  # matched lower-cased, as the rules are
+    ],
+)
+def test_a_posts_category_and_tag_classes_do_not_drop_the_post(taxonomy: str) -> None:
+    """WordPress puts a post's categories and tags on its container as classes; the class
+    rules took them for the container's role and dropped whole articles."""
+    html = (
+        f"<article class='post-7 post type-post status-publish hentry {taxonomy}' id='post-7'>"
+        "<div class='entry-content'><p>First paragraph.</p><p>Second paragraph.</p>"
+        "<div class='newsletter-signup'><p>Sign up for our letter</p></div>"
+        "<div class='sharedaddy'><p>Share this:</p></div></div></article>"
+    )
+    body = extract_body(html, BASE)
+    assert body.paragraphs == ("First paragraph.", "Second paragraph.")
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.PROMO, "Sign up for our letter"),
+        (DiscardReason.SHARE_WIDGET, "Share this:"),
+    ]
+
+
+def test_a_posts_tag_list_is_left_out_and_its_byline_box_is_meta() -> None:
+    html = (
+        "<article><div class='entry-meta'><span class='byline'><a href='/author/a'>A. Writer"
+        "</a></span> <span class='word-count'>2 Minutes</span></div>"
+        "<div class='entry-content'><p>The story.</p></div><div class='entry-footer'>"
+        "<ul class='post-tags light-text'><li>Tagged</li><li><a href='/tag/x' rel='tag'>X</a>"
+        "</li></ul><div class='tags icon-link'><a href='/tag/y' rel='tag'>Y</a></div></div>"
+        "</article>"
+    )
+    body = extract_body(html, BASE)
+    assert body.paragraphs == ("The story.",)
+    assert body.meta_blocks == ("A. Writer 2 Minutes",)
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.RELATED_LINKS, "Tagged"),
+        (DiscardReason.RELATED_LINKS, "X"),
+        (DiscardReason.RELATED_LINKS, "Y"),
+    ]
+
+
+def test_a_meta_class_on_an_inline_element_leaves_its_line_whole() -> None:
+    html = "<p>作者： <span class='rich_media_meta'>某某</span></p><p>正文。</p>"
+    body = extract_body(html, BASE)
+    assert body.meta_blocks == ("作者： 某某",)
+    assert body.paragraphs == ("正文。",)
+
+
+def test_a_class_word_that_only_contains_a_topic_prefix_still_counts() -> None:
+    body = extract_body("<p>Kept.</p><div class='post-tag-newsletter'><p>Sign up</p></div>", BASE)
+    assert body.paragraphs == ("Kept.",)
+    assert [discard.reason for discard in body.discarded] == [DiscardReason.PROMO]
+
+
+@pytest.mark.corpus
+def test_no_real_file_loses_more_text_to_one_discard_reason_than_it_keeps(
+    corpus_dir: Path,
+) -> None:
+    """Whole-article losses on the real corpus: a rule that drops more than 300 characters
+    and more than the article keeps has taken the article for boilerplate. (Before parser
+    1.2.0, 67 iYouPort posts lost every paragraph to their category and tag classes.)"""
+    losses = []
+    for path in sorted((corpus_dir / "real").rglob("*.md")):
+        try:
+            envelope = parse_envelope(decode_document(path.read_bytes()))
+            body = extract_body(envelope.body_text, envelope.url)
+        except RejectError:
+            continue
+        lost: dict[DiscardReason, int] = {}
+        for discard in body.discarded:
+            lost[discard.reason] = lost.get(discard.reason, 0) + len(discard.text)
+        kept = sum(len(paragraph) for paragraph in body.paragraphs)
+        if max(lost.values(), default=0) > max(300, kept):
+            losses.append((str(path.relative_to(corpus_dir)), kept, lost))
+    assert not losses
 
 
 def test_footer_marker_discards_everything_after_it() -> None:

@@ -110,6 +110,7 @@ typedef struct {
     /* transforms.body._class_context as data: tuple of (role, reason, words, word prefixes,
      * tokens, token prefixes, substrings), the last five tuples of lower-case ASCII str */
     PyObject *class_rules;
+    PyObject *topic_class_prefixes;
     Py_ssize_t share_hint_chars;
     PyObject *str_fragments, *str_container, *str_share_links, *str_empty, *str_space;
     PyObject *str_paragraphs, *str_footer_reason, *str_image_since_last_block;
@@ -946,6 +947,33 @@ static int any_run_matches(const char *text, Py_ssize_t length, int tokens, PyOb
     return 0;
 }
 
+/* Overwrite with spaces each whitespace-separated word of text that starts with one of
+ * config.topic_class_prefixes (a post's category and tag classes), as _class_context drops
+ * them: no class rule's word, token or substring then matches any part of one. */
+static void blank_topic_words(char *text, Py_ssize_t length)
+{
+    Py_ssize_t start = -1;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        int space = i == length || Py_UNICODE_ISSPACE((Py_UCS4)text[i]);
+        if (!space && start < 0) {
+            start = i;
+        }
+        else if (space && start >= 0) {
+            PyObject *prefixes = config.topic_class_prefixes;
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(prefixes); j++) {
+                PyObject *prefix = PyTuple_GET_ITEM(prefixes, j);
+                Py_ssize_t size = PyUnicode_GET_LENGTH(prefix);
+                if (size <= i - start &&
+                    memcmp(text + start, PyUnicode_DATA(prefix), (size_t)size) == 0) {
+                    memset(text + start, ' ', (size_t)(i - start));
+                    break;
+                }
+            }
+            start = -1;
+        }
+    }
+}
+
 /* transforms.body._class_context on "class id" when both are ASCII: the first of
  * config.class_rules that matches, as a new (role, reason) tuple, or None. Returns NULL with
  * no exception set when a value is not ASCII (the Python rules then decide), NULL with one on
@@ -972,6 +1000,7 @@ static PyObject *ascii_class_context(PyObject *class_value, PyObject *id_value)
     }
     text[class_length] = ' ';
     text[length] = '\0';
+    blank_topic_words(text, length);
     PyObject *decided = NULL;
     for (Py_ssize_t i = 0; decided == NULL && i < PyTuple_GET_SIZE(config.class_rules); i++) {
         PyObject *rule = PyTuple_GET_ITEM(config.class_rules, i);
@@ -1227,7 +1256,7 @@ static int is_link_list(xmlNode *node)
 
 /* transforms.body._context: the role of the text inside node given its parent's. Updates
  * *role and *reason (new references). */
-static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int flags,
+static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int kind, int flags,
                            PyObject **role, PyObject **reason)
 {
     if (*role == config.role_boilerplate) {
@@ -1260,7 +1289,9 @@ static int element_context(WalkState *state, xmlNode *node, PyObject *tag, int f
                 PyErr_SetString(PyExc_TypeError, "class rules must return (role, reason)");
                 return -1;
             }
-            if (PyTuple_GET_ITEM(decided, 0) != config.role_caption || !(flags & TAG_HEADING)) {
+            PyObject *decided_role = PyTuple_GET_ITEM(decided, 0); /* _attribute_role_applies */
+            if ((decided_role != config.role_caption || !(flags & TAG_HEADING)) &&
+                (decided_role != config.role_meta || kind == KIND_BLOCK)) {
                 status = unpack_pair(decided, role, reason);
                 Py_DECREF(decided);
                 return status;
@@ -1629,7 +1660,7 @@ static int start_element(WalkState *state, xmlNode *node)
     int bold = top->bold;
     int status = 1;
     if ((flags & TAG_RULE) || node->properties != NULL) {
-        if (element_context(state, node, tag, flags, &role, &reason) < 0) {
+        if (element_context(state, node, tag, kind, flags, &role, &reason) < 0) {
             status = -1;
             goto done;
         }
@@ -2086,7 +2117,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "caption_max_chars", "meta_max_chars", "share_hint_parts", "share_hint_chars",
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
         "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
-        "tracking_pixel_prefixes", "class_rules",
+        "tracking_pixel_prefixes", "class_rules", "topic_class_prefixes",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -2103,7 +2134,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
         &config.reason_related_links, &config.decoration_attribute_parts,
         &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
-        &config.class_rules,
+        &config.class_rules, &config.topic_class_prefixes,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -2155,12 +2186,13 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     PyObject *part_tuples[] = {config.share_hint_parts, config.decoration_attribute_parts,
                                config.decoration_src_parts, config.placeholder_parts,
-                               config.tracking_pixel_prefixes};
+                               config.tracking_pixel_prefixes, config.topic_class_prefixes};
     for (size_t t = 0; t < sizeof(part_tuples) / sizeof(part_tuples[0]); t++) {
         if (!lower_ascii_tuple(part_tuples[t])) {
             PyErr_SetString(PyExc_TypeError, "configure(): share hints, decoration and "
-                                             "placeholder parts and tracking-pixel prefixes "
-                                             "must be tuples of lower-case ASCII str");
+                                             "placeholder parts, tracking-pixel and topic "
+                                             "class prefixes must be tuples of lower-case "
+                                             "ASCII str");
             return NULL;
         }
     }

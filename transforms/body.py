@@ -105,7 +105,15 @@ _PROMO_PARTS = ("newsletter", "selfpromo", "subscribe", "app-promo")
 _SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
 _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
+_RELATED_TOKENS = frozenset(("tags",))
+"""A post's tag list (``post-tags``, ``tags``): links to other posts, like a related list."""
+_META_TOKENS = frozenset(("meta",))
+"""Byline and date boxes (``entry-meta``, ``rich_media_meta``)."""
 _CAPTION_PARTS = ("caption", "copyright", "credit")
+_TOPIC_CLASS_PREFIXES = ("category-", "tag-")
+"""Class words that name a post's topics, not what the element is: WordPress puts a post's
+categories and tags on its container (``category-newsletters``, ``tag-social-media``), and
+matching them dropped whole articles as promos or share widgets. The class rules skip them."""
 _CLASS_RULES_FOR_C = (
     (Role.BOILERPLATE, DiscardReason.HIDDEN, tuple(sorted(_HIDDEN_WORDS)), (), (), (), ()),
     (
@@ -127,8 +135,17 @@ _CLASS_RULES_FOR_C = (
         _SHARE_TOKEN_PREFIXES,
         (),
     ),
-    (Role.BOILERPLATE, DiscardReason.RELATED_LINKS, (), (), (), (), _RELATED_PARTS),
+    (
+        Role.BOILERPLATE,
+        DiscardReason.RELATED_LINKS,
+        (),
+        (),
+        tuple(sorted(_RELATED_TOKENS)),
+        (),
+        _RELATED_PARTS,
+    ),
     (Role.CAPTION, None, (), ("figure",), (), (), _CAPTION_PARTS),
+    (Role.META, None, (), (), tuple(sorted(_META_TOKENS)), (), ()),
 )
 """``_class_context`` as data for the C walk, in its order: (role, reason, words, word
 prefixes, tokens, token prefixes, substrings). Words split at whitespace, tokens at ``-``
@@ -464,11 +481,22 @@ def _context(
         return role, reason
     if element.attrib:
         decided = _attribute_context(element)
-        if decided is not None and (decided[0] is not Role.CAPTION or tag not in _HEADING_TAGS):
+        if decided is not None and _attribute_role_applies(decided[0], tag):
             return decided
     if tag in _TAG_RULE_TAGS:
         return _tag_context(walk, element, tag, role, reason)
     return role, reason
+
+
+def _attribute_role_applies(role: Role, tag: str) -> bool:
+    """Whether an attribute's role holds for this tag: a caption class does not make a heading
+    a caption, and a meta class marks a byline box, a block, not an inline span inside a line
+    (``<p>作者： <span class="rich_media_meta">…</span></p>`` is one meta line, not two)."""
+    if role is Role.CAPTION:
+        return tag not in _HEADING_TAGS
+    if role is Role.META:
+        return tag in _BLOCK_TAGS
+    return True
 
 
 def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | None] | None:
@@ -502,8 +530,10 @@ def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | N
 def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
     """The role that class and id values give, matched as lower-cased tokens (split at
     whitespace, ``-`` and ``_``) and substrings. Cached: sites repeat their class names."""
-    attributes = attributes.lower()
-    words = attributes.split()
+    words = [
+        word for word in attributes.lower().split() if not word.startswith(_TOPIC_CLASS_PREFIXES)
+    ]
+    attributes = " ".join(words)
     tokens = _TOKEN_SEPARATORS.sub(" ", attributes).split()
     if not _HIDDEN_WORDS.isdisjoint(words):
         return Role.BOILERPLATE, DiscardReason.HIDDEN
@@ -515,12 +545,14 @@ def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
         token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens
     ):
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
-    if any(part in attributes for part in _RELATED_PARTS):
+    if any(part in attributes for part in _RELATED_PARTS) or not _RELATED_TOKENS.isdisjoint(tokens):
         return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
     if any(part in attributes for part in _CAPTION_PARTS) or any(
         word.startswith("figure") for word in words
     ):
         return Role.CAPTION, None
+    if not _META_TOKENS.isdisjoint(tokens):
+        return Role.META, None
     return None
 
 
@@ -808,6 +840,7 @@ if _speedups is not None:
         placeholder_parts=PLACEHOLDER_PARTS,
         tracking_pixel_prefixes=TRACKING_PIXEL_PREFIXES,
         class_rules=_CLASS_RULES_FOR_C,
+        topic_class_prefixes=_TOPIC_CLASS_PREFIXES,
         discard_type=Discard,
         text_rule=_text_rule,
         is_caption_text=_is_caption_text,
