@@ -23,9 +23,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broadsheet import warehouse_commit
 from broadsheet.pipeline import RunSummary, count_files_to_read, run_ingest
 from broadsheet.read_inputs import Discovery, discover, prefetch_discovery
 from broadsheet.resolve import RUN_OUTCOME_COLUMNS, Outcome
@@ -33,6 +34,7 @@ from broadsheet.warehouse_commit import (
     DATA_FILE,
     MAX_PARTITION_FILES,
     PART_FILE,
+    RowGroupWriter,
     Warehouse,
     WarehouseBusyError,
     files_to_merge,
@@ -494,6 +496,77 @@ def test_merges_rewrite_a_row_a_logarithmic_number_of_times() -> None:
     assert tiered <= commits * math.log(commits, 1.5)
     assert every_file > commits * commits / (4 * MAX_PARTITION_FILES)  # the former policy
     assert tiered * 20 < every_file, (tiered, every_file)
+
+
+def _row_group_sizes(path: Path) -> list[int]:
+    metadata = pq.read_metadata(path)
+    return [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+
+
+def test_a_merged_file_is_one_row_group_not_one_a_merge_step(tmp_path: Path) -> None:
+    """A merge writes a step at a time (rows up to the smallest last key of its inputs), and
+    each step was its own row group: nine one-story files merged into nine one-row groups."""
+    inputs = tmp_path / "inputs"
+    warehouse = tmp_path / "warehouse"
+    partition = warehouse / "articles" / "year=2024" / "month=1"
+    for index in range(MAX_PARTITION_FILES + 1):
+        write_story(inputs, index)
+        ingest(inputs, warehouse)
+    assert [path.name for path in partition.iterdir()] == [DATA_FILE]
+    assert _row_group_sizes(partition / DATA_FILE) == [MAX_PARTITION_FILES + 1]
+
+
+def test_partition_files_are_cut_into_row_groups_of_about_row_group_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = tmp_path / "inputs"
+    warehouse = tmp_path / "warehouse"
+    for index in range(40):
+        write_article(
+            inputs,
+            f"{index:02d}.md",
+            url=f"https://news.example/{index}",
+            epoch_ms=JAN_2024 + index * 60_000,
+            text=f"Story {index} " + "x" * 1_000,
+        )
+    monkeypatch.setattr(warehouse_commit, "ROW_GROUP_BYTES", 10_000)
+    ingest(inputs, warehouse)
+    path = warehouse / "articles" / "year=2024" / "month=1" / DATA_FILE
+    written = pq.read_table(path, partitioning=None)
+    sizes = _row_group_sizes(path)
+    # Rows of about 1.1 KB of Arrow data: groups of the same number of rows, the last fewer.
+    assert len(sizes) > 1
+    assert len(set(sizes[:-1])) == 1
+    assert 0 < sizes[-1] <= sizes[0]
+    assert sizes[0] * written.nbytes // written.num_rows <= 10_000
+    assert written.column("url").to_pylist() == [
+        f"https://news.example/{index}" for index in range(40)
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    pieces=st.lists(st.integers(min_value=0, max_value=40), max_size=12),
+    limit=st.integers(min_value=1, max_value=400),
+)
+def test_the_row_group_writer_keeps_every_row_in_order_in_full_groups(
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[int], limit: int
+) -> None:
+    """Rows of 8 bytes (one int64 column) in pieces of any size: every row group but the
+    last holds ``limit // 8`` rows (at least one), the last at most that, in order."""
+    path = tmp_path_factory.mktemp("row-groups") / "part-0.parquet"
+    schema = pa.schema([pa.field("n", pa.int64(), nullable=False)])
+    starts = [sum(pieces[:index]) for index in range(len(pieces))]
+    with pq.ParquetWriter(path, schema) as parquet:
+        writer = RowGroupWriter(parquet, limit)
+        for start, rows in zip(starts, pieces, strict=True):
+            writer.write(pa.table({"n": range(start, start + rows)}, schema=schema))
+        writer.flush()
+    assert pq.read_table(path).column("n").to_pylist() == list(range(sum(pieces)))
+    sizes = _row_group_sizes(path)
+    group = max(1, limit // 8)
+    assert all(size == group for size in sizes[:-1])
+    assert all(0 < size <= group for size in sizes[-1:])
 
 
 def test_a_run_rewrites_only_the_stored_files_that_lose_rows(tmp_path: Path) -> None:
