@@ -149,6 +149,12 @@ def test_captions_and_meta_blocks_are_separate() -> None:
         ),
         ("<div>分享 :</div>", DiscardReason.SHARE_WIDGET),
         ("<p>获取更多RSS：<br>https://feedx.example/a.xml</p>", DiscardReason.FEED_FOOTER),
+        (
+            "<hr><p><a href='https://m.example/p'>A “Title” 😀</a> was originally published in "
+            "<a href='https://m.example'>Pub</a> on Medium, where people are continuing the "
+            "conversation by highlighting and responding to this story.</p><p>after</p>",
+            DiscardReason.FEED_FOOTER,
+        ),
         ("<p>© 2020 AFP</p>", DiscardReason.COPYRIGHT),
         (
             "<p><a href='https://example.org/en'>点击查看本文英文版。</a></p>",

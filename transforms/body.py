@@ -199,11 +199,18 @@ _LATIN_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ("does not support the media", DiscardReason.MEDIA_FALLBACK, False),
     ("enable javascript to watch", DiscardReason.MEDIA_FALLBACK, False),
     ("enable javascript to view", DiscardReason.MEDIA_FALLBACK, False),
+    (
+        "on medium, where people are continuing the conversation",
+        DiscardReason.FEED_FOOTER,
+        True,
+    ),
 )
 """Substrings searched in the lower-cased block; every one holds an 's', so a block with no
 's' or 'S' skips the (costly, for CJK text) lower-casing."""
-_LATIN_RULE_STEMS = ("does not support", "enable javascript to")
-"""Every Latin substring rule holds one of these: two searches rule out all seven."""
+_LATIN_RULE_STEMS = ("does not support", "enable javascript to", "continuing the conversation")
+"""Every Latin substring rule holds one of these: three searches rule out all eight. (Medium's
+feed adds "<title> was originally published in <publication> on Medium, where people are
+continuing the conversation by highlighting and responding to this story." to each post.)"""
 _META_TEXT = re.compile(
     r"^(\d{1,2}/\d{1,2}/\d{4}\s*-\s*\d{1,2}:\d{2}"
     r"|\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?"
@@ -727,7 +734,7 @@ def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
             return reason, starts_footer
     if "s" in text or "S" in text:
         lowered = text.lower()
-        if _LATIN_RULE_STEMS[0] not in lowered and _LATIN_RULE_STEMS[1] not in lowered:
+        if not any(stem in lowered for stem in _LATIN_RULE_STEMS):
             return None
         for substring, reason, starts_footer in _LATIN_SUBSTRING_TEXT_RULES:
             if substring in lowered:
