@@ -228,6 +228,15 @@ def test_a_meta_class_on_an_inline_element_leaves_its_line_whole() -> None:
     assert body.paragraphs == ("正文。",)
 
 
+@pytest.mark.parametrize(
+    "byline", ["文 / 某甲", "文｜某甲", "记者｜某乙", "作者|某丙", "作者：某丁"]
+)
+def test_a_byline_line_is_a_meta_block_whatever_its_separator(byline: str) -> None:
+    body = extract_body(f"<p>{byline}</p><p>正文第一段。</p>", BASE)
+    assert body.meta_blocks == (byline,)
+    assert body.paragraphs == ("正文第一段。",)
+
+
 def test_a_class_word_that_only_contains_a_topic_prefix_still_counts() -> None:
     body = extract_body("<p>Kept.</p><div class='post-tag-newsletter'><p>Sign up</p></div>", BASE)
     assert body.paragraphs == ("Kept.",)
