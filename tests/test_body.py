@@ -148,6 +148,8 @@ def test_captions_and_meta_blocks_are_separate() -> None:
             DiscardReason.RELATED_LINKS,
         ),
         ("<div>分享 :</div>", DiscardReason.SHARE_WIDGET),
+        ("<header><span>Related</span></header>", DiscardReason.RELATED_LINKS),
+        ("<p><strong>延伸阅读：</strong></p>", DiscardReason.RELATED_LINKS),
         ("<p>获取更多RSS：<br>https://feedx.example/a.xml</p>", DiscardReason.FEED_FOOTER),
         (
             "<hr><p><a href='https://m.example/p'>A “Title” 😀</a> was originally published in "
@@ -202,14 +204,15 @@ def test_a_posts_category_and_tag_classes_do_not_drop_the_post(taxonomy: str) ->
     ]
 
 
-def test_a_posts_tag_list_is_left_out_and_its_byline_box_is_meta() -> None:
+def test_a_posts_tag_and_category_lists_are_left_out_and_its_byline_box_is_meta() -> None:
     html = (
         "<article><div class='entry-meta'><span class='byline'><a href='/author/a'>A. Writer"
         "</a></span> <span class='word-count'>2 Minutes</span></div>"
         "<div class='entry-content'><p>The story.</p></div><div class='entry-footer'>"
         "<ul class='post-tags light-text'><li>Tagged</li><li><a href='/tag/x' rel='tag'>X</a>"
-        "</li></ul><div class='tags icon-link'><a href='/tag/y' rel='tag'>Y</a></div></div>"
-        "</article>"
+        "</li></ul><div class='tags icon-link'><a href='/tag/y' rel='tag'>Y</a></div>"
+        "<div class='categories icon-link'><a href='/c/z' rel='category tag'>Z Weekly</a></div>"
+        "</div></article>"
     )
     body = extract_body(html, BASE)
     assert body.paragraphs == ("The story.",)
@@ -218,6 +221,7 @@ def test_a_posts_tag_list_is_left_out_and_its_byline_box_is_meta() -> None:
         (DiscardReason.RELATED_LINKS, "Tagged"),
         (DiscardReason.RELATED_LINKS, "X"),
         (DiscardReason.RELATED_LINKS, "Y"),
+        (DiscardReason.RELATED_LINKS, "Z Weekly"),
     ]
 
 
@@ -413,6 +417,11 @@ _ANCHORED_RULE_EXAMPLES = (
     "请关注我们的微信",
     "关注公众号",
     "下载 example app",
+    "Related",
+    "related stories:",
+    "相关文章",
+    "相關閱讀：",
+    "延伸阅读",
 )
 _CAPTION_EXAMPLES = (
     "以下图片来自网络",

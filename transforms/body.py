@@ -105,8 +105,9 @@ _PROMO_PARTS = ("newsletter", "selfpromo", "subscribe", "app-promo")
 _SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
 _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
-_RELATED_TOKENS = frozenset(("tags",))
-"""A post's tag list (``post-tags``, ``tags``): links to other posts, like a related list."""
+_RELATED_TOKENS = frozenset(("tags", "categories"))
+"""A post's tag or category list (``post-tags``, ``tags``, ``categories``): links to other
+posts, like a related list."""
 _META_TOKENS = frozenset(("meta",))
 """Byline and date boxes (``entry-meta``, ``rich_media_meta``)."""
 _CAPTION_PARTS = ("caption", "copyright", "credit")
@@ -176,12 +177,18 @@ _ANCHORED_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
         DiscardReason.PROMO,
         False,
     ),
+    (
+        r"(?:related(?: articles| stories| posts)?|相关(?:文章|阅读|新闻)?|相關(?:文章|閱讀|新聞)?"
+        r"|延伸阅读|延伸閱讀)\s*[:：]?$",
+        DiscardReason.RELATED_LINKS,
+        False,
+    ),
 )
 _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
     re.IGNORECASE,
 )
-_ANCHORED_FIRST_CHARS = frozenset("获FfPp©(CcSsſRr分阅閱微请关下")
+_ANCHORED_FIRST_CHARS = frozenset("获FfPp©(CcSsſRr分阅閱微请关下相延")
 """Every character an ``_ANCHORED_TEXT_RULE`` match can start with (``ſ`` matches ``s``
 under IGNORECASE): a block starting with any other skips the regex."""
 _CJK_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
