@@ -543,7 +543,8 @@ def _attribute_context(element: etree._Element) -> tuple[Role, DiscardReason | N
 @functools.lru_cache(maxsize=8192)
 def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
     """The role that class and id values give, matched as lower-cased tokens (split at
-    whitespace, ``-`` and ``_``) and substrings. Cached: sites repeat their class names."""
+    whitespace, ``-`` and ``_``) and substrings, leaving out a post's category and tag classes
+    (``_TOPIC_CLASS_PREFIXES``). Cached: sites repeat their class names."""
     words = [
         word for word in attributes.lower().split() if not word.startswith(_TOPIC_CLASS_PREFIXES)
     ]
