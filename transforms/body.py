@@ -57,6 +57,7 @@ class DiscardReason(StrEnum):
     MEDIA_FALLBACK = "media_fallback"
     HIDDEN = "hidden"
     READ_MORE = "read_more"
+    COMMENTS = "comments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,11 @@ _RELATED_PARTS = ("related", "readmore", "read-more")
 _RELATED_TOKENS = frozenset(("tags", "categories"))
 """A post's tag or category list (``post-tags``, ``tags``, ``categories``): links to other
 posts, like a related list."""
-_META_TOKENS = frozenset(("meta",))
-"""Byline and date boxes (``entry-meta``, ``rich_media_meta``)."""
+_META_TOKENS = frozenset(("meta", "submitted"))
+"""Byline and date boxes (``entry-meta``, ``rich_media_meta``, Drupal's ``submitted``)."""
+_COMMENT_WORDS = frozenset(("comment-by-anonymous",))
+"""Readers' comments, as Drupal marks those of anonymous users. Comments in general are not
+left out: ChinaFile's "conversation" posts are made of its contributors' comments."""
 _CAPTION_PARTS = ("caption", "copyright", "credit")
 _TOPIC_CLASS_PREFIXES = ("category-", "tag-")
 """Class words that name a post's topics, not what the element is: WordPress puts a post's
@@ -145,6 +149,7 @@ _CLASS_RULES_FOR_C = (
         (),
         _RELATED_PARTS,
     ),
+    (Role.BOILERPLATE, DiscardReason.COMMENTS, tuple(sorted(_COMMENT_WORDS)), (), (), (), ()),
     (Role.CAPTION, None, (), ("figure",), (), (), _CAPTION_PARTS),
     (Role.META, None, (), (), tuple(sorted(_META_TOKENS)), (), ()),
 )
@@ -562,6 +567,8 @@ def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
     if any(part in attributes for part in _RELATED_PARTS) or not _RELATED_TOKENS.isdisjoint(tokens):
         return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
+    if not _COMMENT_WORDS.isdisjoint(words):
+        return Role.BOILERPLATE, DiscardReason.COMMENTS
     if any(part in attributes for part in _CAPTION_PARTS) or any(
         word.startswith("figure") for word in words
     ):
