@@ -234,7 +234,7 @@ def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept
         "<article class='comment comment-by-node-author'><p>A contributor's response.</p>"
         "</article><div class='comment comment-by-anonymous clearfix'><p class='commenter-name'>"
         "Spammer (未验证)</p><p>Cheap pills <a href='http://spam.example'>here</a></p></div>"
-        "</div>"
+        "</div><h2 class='title comment-form'>冒个泡吧！</h2>"
     )
     body = extract_body(html, BASE)
     assert body.meta_blocks == ("某甲 在 星期三, 02/26/2014 - 09:49 提交",)
@@ -242,6 +242,7 @@ def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept
     assert [(discard.reason, discard.text) for discard in body.discarded] == [
         (DiscardReason.COMMENTS, "Spammer (未验证)"),
         (DiscardReason.COMMENTS, "Cheap pills here"),
+        (DiscardReason.COMMENTS, "冒个泡吧！"),
     ]
 
 

@@ -111,9 +111,10 @@ _RELATED_TOKENS = frozenset(("tags", "categories"))
 posts, like a related list."""
 _META_TOKENS = frozenset(("meta", "submitted"))
 """Byline and date boxes (``entry-meta``, ``rich_media_meta``, Drupal's ``submitted``)."""
-_COMMENT_WORDS = frozenset(("comment-by-anonymous",))
-"""Readers' comments, as Drupal marks those of anonymous users. Comments in general are not
-left out: ChinaFile's "conversation" posts are made of its contributors' comments."""
+_COMMENT_WORDS = frozenset(("comment-by-anonymous", "comment-add", "comment-form"))
+"""Readers' comments, as Drupal marks those of anonymous users, and its comment form's link
+and title. Comments in general are not left out: ChinaFile's "conversation" posts are made of
+its contributors' comments."""
 _CAPTION_PARTS = ("caption", "copyright", "credit")
 _TOPIC_CLASS_PREFIXES = ("category-", "tag-")
 """Class words that name a post's topics, not what the element is: WordPress puts a post's
