@@ -170,6 +170,20 @@ _CLASSES = st.sampled_from(
         "Ad",
         "read-more-link",
         "rel ated",
+        "post hentry category-newsletters tag-social-media",
+        "TAG-Subscribe Category-Share",
+        "post-tag-newsletter",
+        "x\x1ctag-share",
+        "tag-",
+        "entry-meta",
+        "rich_media_meta",
+        "submitted",
+        "post-tags light-text",
+        "categories icon-link",
+        "comment comment-by-anonymous clearfix",
+        "comment comment-by-node-author",
+        "title comment-form",
+        "x\x1ccomment-add",
     ]
 )
 _HREFS = st.sampled_from(
