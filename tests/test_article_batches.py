@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -101,7 +102,7 @@ def test_a_parser_bug_costs_its_file_alone(monkeypatch: pytest.MonkeyPatch) -> N
     good = bare("Fine", "https://example.com/fine", 1_600_000_000_000, "<p>kept</p>").encode()
     buggy = bare("Boom", "https://example.com/boom", 1_600_000_000_000, "<p>x</p>").encode()
 
-    def extract_body_with_a_bug(html: str, url: str, **options: float) -> object:
+    def extract_body_with_a_bug(html: str, url: str, **options: Any) -> object:
         if url.endswith("/boom"):
             raise KeyError("lost")
         return extract_body(html, url, **options)
@@ -126,7 +127,7 @@ def test_a_batch_leaves_no_garbage_cycle_behind(monkeypatch: pytest.MonkeyPatch)
     back to ``parse_articles``'s own, and the cycle would hold a whole chunk of files until
     the cycle collector ran."""
 
-    def extract_body_with_a_bug(html: str, url: str, **options: float) -> object:
+    def extract_body_with_a_bug(html: str, url: str, **options: Any) -> object:
         if url.endswith("/boom"):
             raise KeyError("lost")
         return extract_body(html, url, **options)

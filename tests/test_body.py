@@ -169,6 +169,15 @@ def test_captions_and_meta_blocks_are_separate() -> None:
         ),
         ("<div data-selfpromo-newsletter><p>Sign up</p></div>", DiscardReason.PROMO),
         ("<p style='display:none'>secret</p>", DiscardReason.HIDDEN),
+        (
+            "<div class='BarrierFailsafe__fullBarrier___2bFWd'><h1>You’ve hit the wall.</h1>"
+            "<div class='BarrierFailsafe__body___2hQxl'>Subscribe to read on</div></div>",
+            DiscardReason.PROMO,
+        ),
+        ("<div class='nykpaywall'><p>Log in or subscribe</p></div>", DiscardReason.PROMO),
+        ("<p>* * *</p>", DiscardReason.SECTION_BREAK),
+        ("<p>————</p><div>◆◇◆</div><p>-------------</p>", DiscardReason.SECTION_BREAK),
+        ("<p style='text-align:center'>*\u00a0*\u00a0*</p>", DiscardReason.SECTION_BREAK),
     ],
 )
 def test_boilerplate_is_dropped_with_a_named_reason(html: str, reason: DiscardReason) -> None:
@@ -223,6 +232,41 @@ def test_a_posts_tag_and_category_lists_are_left_out_and_its_byline_box_is_meta(
         (DiscardReason.RELATED_LINKS, "Y"),
         (DiscardReason.RELATED_LINKS, "Z Weekly"),
     ]
+
+
+@pytest.mark.parametrize("line", ["……", "——", "— 完 —", "}", "⚪️", "***a", "1. ---"])
+def test_lines_that_are_not_only_a_section_break_stay(line: str) -> None:
+    """An ellipsis, a two-dash line, a closing brace of code or a marked line is text: only
+    three or more break marks (and spaces) alone make a section break."""
+    body = extract_body(f"<p>Before.</p><p>{line}</p><p>After.</p>", BASE)
+    assert body.paragraphs == ("Before.", line, "After.")
+    assert body.discarded == ()
+
+
+@pytest.mark.parametrize(
+    ("title", "heading"),
+    [
+        ("监听你的不仅是手机", "监听你的不仅是手机"),
+        ("A  Title\u00a0With Spaces ", "A Title With Spaces"),
+        ("法国新闻 - 法国国际广播电台 - RFI", "法国新闻"),
+        ("Cafe\u0301 “quoted” 🎉", "Café “quoted” 🎉"),
+    ],
+)
+def test_a_heading_repeating_the_title_is_left_out(title: str, heading: str) -> None:
+    html = f"<h1>{heading}</h1><p>Body.</p><h2>A real sub-title</h2><p>More.</p>"
+    body = extract_body(html, BASE, title=title)
+    assert body.headings == ("A real sub-title",)
+    assert body.paragraphs == ("Body.", "More.")
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.REPEATED_TITLE, heading)
+    ]
+    assert extract_body(html, BASE).headings == (heading, "A real sub-title")
+
+
+def test_a_heading_that_only_contains_the_title_stays() -> None:
+    body = extract_body("<h2>Title: the sequel</h2><p>Body.</p>", BASE, title="Title")
+    assert body.headings == ("Title: the sequel",)
+    assert body.discarded == ()
 
 
 def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept() -> None:
@@ -445,6 +489,11 @@ _ANCHORED_RULE_EXAMPLES = (
     "相关文章",
     "相關閱讀：",
     "延伸阅读",
+    "* * *",
+    "———",
+    "◆◇◆",
+    "-----",
+    "__ __ __",
 )
 _CAPTION_EXAMPLES = (
     "以下图片来自网络",

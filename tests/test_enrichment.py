@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from transforms import RejectError, RejectReason, extract_body, parse_article
+from tests.archive_files import bare, dated, front_matter_html, with_front_matter
+from transforms import RejectError, RejectReason, extract_body, parse_article, parse_articles
 from transforms.dates import body_published_at
 from transforms.language import detect_language
 from transforms.titles import clean_title
@@ -98,6 +100,20 @@ def test_sample_articles_get_language_title_clean_and_body_date(sample_dir: Path
         (sample_dir / "oped-other" / "2020-01-15-a-letter-from-the-coast.md").read_bytes()
     )
     assert (letter.language, letter.body_published_at_ms) == ("en", None)
+
+
+@pytest.mark.parametrize("layout", [bare, with_front_matter, dated, front_matter_html])
+def test_the_page_title_at_the_top_of_a_body_is_not_a_heading(layout: Callable[..., str]) -> None:
+    """Many bodies open with the page's own title as an ``<h1>``: the title is its own
+    column, and the heading list holds the sub-titles."""
+    title = "港口 “城市” 计划 🎉 - 法国国际广播电台 - RFI"
+    body = "<h1>港口 “城市” 计划 🎉</h1><p>正文。</p><h2>小标题</h2><p>更多。</p>"
+    raw = layout(title, "https://news.example/a", 1_708_181_101_000, body).encode()
+    for article in (parse_article(raw), *parse_articles([raw])):
+        assert not isinstance(article, RejectError)
+        assert article.title == title
+        assert article.headings == ("小标题",)
+        assert article.paragraphs == ("正文。", "更多。")
 
 
 def test_time_limit_turns_a_slow_body_into_a_reject() -> None:

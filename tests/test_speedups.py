@@ -125,6 +125,10 @@ _TEXTS = st.sampled_from(
         "Read more →",
         "版权所有 © 2024",
         "获取更多RSS：",
+        "* * *",
+        "———",
+        "——",
+        "◆◇◆",
         "A bold line that is longer than twenty characters",
         "http://example.com/in-text",
         "x" * 130,
@@ -184,6 +188,8 @@ _CLASSES = st.sampled_from(
         "comment comment-by-node-author",
         "title comment-form",
         "x\x1ccomment-add",
+        "aspectRatioPlaceholder nykpaywall",
+        "BarrierFailsafe__fullBarrier___2bFWd",
     ]
 )
 _HREFS = st.sampled_from(

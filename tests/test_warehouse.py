@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -770,7 +771,7 @@ def test_each_file_of_a_batch_keeps_its_own_outcome_across_parse_chunks(
             raise PermissionError(13, "Permission denied")
         return real_read_input(path)
 
-    def extract_body(html: str, url: str, **options: float) -> object:
+    def extract_body(html: str, url: str, **options: Any) -> object:
         if url.endswith("/101"):
             raise ValueError("a bug")
         return real_extract_body(html, url, **options)

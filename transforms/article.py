@@ -19,7 +19,7 @@ _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 _Error = TypeVar("_Error", bound=BaseException)
 
-PARSER_VERSION = "1.2.0"
+PARSER_VERSION = "1.3.0"
 """Version of the extraction rules; bump it whenever their output may change."""
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -95,7 +95,12 @@ def parse_article(
 ) -> ParsedArticle:
     """Parse one archive file. Raises ``RejectError`` with a stable reason when it cannot."""
     envelope = read_document(raw)
-    body = extract_body(envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds)
+    body = extract_body(
+        envelope.body_html,
+        envelope.url,
+        title=envelope.title,
+        time_limit_seconds=time_limit_seconds,
+    )
     return _article(envelope, body, _language(envelope, body))
 
 
@@ -118,7 +123,12 @@ def parse_articles(
         envelopes,
         lambda envelope: (
             envelope,
-            extract_body(envelope.body_html, envelope.url, time_limit_seconds=time_limit_seconds),
+            extract_body(
+                envelope.body_html,
+                envelope.url,
+                title=envelope.title,
+                time_limit_seconds=time_limit_seconds,
+            ),
         ),
     )
     languages = _each(outcomes, bodies, _with_language)

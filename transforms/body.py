@@ -32,6 +32,7 @@ from transforms.links import (
 )
 from transforms.markup_scan import crowded_tag
 from transforms.text import normalise_text
+from transforms.titles import clean_title
 
 
 class Role(StrEnum):
@@ -58,6 +59,8 @@ class DiscardReason(StrEnum):
     HIDDEN = "hidden"
     READ_MORE = "read_more"
     COMMENTS = "comments"
+    SECTION_BREAK = "section_break"
+    REPEATED_TITLE = "repeated_title"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,9 @@ _TOKEN_SEPARATORS = re.compile(r"[-_]")
 _HIDDEN_WORDS = frozenset(("element-invisible", "sr-only", "screen-reader-text"))
 _AD_TOKENS = frozenset(("ad", "ads", "adsbygoogle", "sponsored"))
 _AD_TOKEN_PREFIXES = ("advert", "adcontainer")
-_PROMO_PARTS = ("newsletter", "selfpromo", "subscribe", "app-promo")
+_PROMO_PARTS = ("newsletter", "selfpromo", "subscribe", "app-promo", "paywall", "barrier")
+"""Newsletter, app and subscription promos; a paywall's barrier (NYT's ``BarrierFailsafe``,
+``nykpaywall``) asks the reader to subscribe too."""
 _SHARE_TOKENS = frozenset(("addtoany", "a2a", "sharedaddy"))
 _SHARE_TOKEN_PREFIXES = ("share", "social")
 _RELATED_PARTS = ("related", "readmore", "read-more")
@@ -189,12 +194,15 @@ _ANCHORED_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
         DiscardReason.RELATED_LINKS,
         False,
     ),
+    (r"(?:[-*_=~#·•◆◇⁂\u2010-\u2015]\s*){3,}$", DiscardReason.SECTION_BREAK, False),
 )
 _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
     re.IGNORECASE,
 )
-_ANCHORED_FIRST_CHARS = frozenset("获FfPp©(CcSsſRr分阅閱微请关下相延")
+_ANCHORED_FIRST_CHARS = frozenset(
+    "获FfPp©(CcSsſRr分阅閱微请关下相延-*_=~#·•◆◇⁂\u2010\u2011\u2012\u2013\u2014\u2015"
+)
 """Every character an ``_ANCHORED_TEXT_RULE`` match can start with (``ſ`` matches ``s``
 under IGNORECASE): a block starting with any other skips the regex."""
 _CJK_SUBSTRING_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
@@ -308,10 +316,15 @@ milliseconds), so one pathological file cannot stall a batch."""
 
 
 def extract_body(
-    html: str | bytes, base_url: str, *, time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS
+    html: str | bytes,
+    base_url: str,
+    *,
+    title: str | None = None,
+    time_limit_seconds: float = DEFAULT_TIME_LIMIT_SECONDS,
 ) -> Body:
     """Classify the text of an article's HTML (text, or its UTF-8 bytes) and collect its
-    images and share links."""
+    images and share links. Given the article's ``title``, a heading repeating it (the page
+    title many bodies start with) is left out as ``repeated_title``: it is not a sub-title."""
     markup: str | bytes
     if isinstance(html, bytes):
         if _is_blank(html):
@@ -339,6 +352,8 @@ def extract_body(
     walk = _Walk(base_url)
     _WALKS[WALKER](walk, root, time.perf_counter() + time_limit_seconds)
     _flush(walk)
+    if title is not None and walk.headings:
+        _leave_out_repeated_title(walk, title)
     return Body(
         paragraphs=tuple(walk.paragraphs),
         headings=tuple(walk.headings),
@@ -348,6 +363,19 @@ def extract_body(
         share_links=tuple(walk.share_links),
         discarded=tuple(walk.discarded),
     )
+
+
+def _leave_out_repeated_title(walk: _Walk, title: str) -> None:
+    """Move the headings that repeat ``title`` (as given, or without its site suffix, both
+    normalised like the headings) to the discards."""
+    forms = {normalise_text(title), clean_title(title)}
+    kept = []
+    for heading in walk.headings:
+        if heading in forms:
+            walk.discarded.append(Discard(DiscardReason.REPEATED_TITLE, heading))
+        else:
+            kept.append(heading)
+    walk.headings = kept
 
 
 def _is_blank(markup: bytes) -> bool:
