@@ -269,6 +269,25 @@ def test_a_heading_that_only_contains_the_title_stays() -> None:
     assert body.discarded == ()
 
 
+def test_a_posted_on_box_and_an_author_field_are_meta_and_an_author_token_alone_is_not() -> None:
+    html = (
+        "<div class='field-name-author'><div class='label-inline'>文/</div>"
+        "<a class='username' href='/author/10'>温云超</a></div>"
+        "<p><strong>加粗的导语，总结全文，长度超过二十个字符的一段。</strong></p><p>正文。</p>"
+        "<div class='entry-author-wrapper'><div class='site-posted-on'><strong>Published</strong>\n"
+        "<time class='entry-date published'>2015年9月12日</time></div></div>"
+        "<div class='author-bio'><p>The writer teaches history.</p></div>"
+    )
+    body = extract_body(html, BASE)
+    assert body.meta_blocks == ("文/", "温云超", "Published 2015年9月12日")
+    assert body.paragraphs == (
+        "加粗的导语，总结全文，长度超过二十个字符的一段。",
+        "正文。",
+        "The writer teaches history.",
+    )
+    assert body.headings == ()
+
+
 def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept() -> None:
     """Drupal marks comments by anonymous users; ChinaFile's "conversation" posts are made of
     its contributors' comments, which are the article."""

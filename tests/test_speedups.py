@@ -190,6 +190,9 @@ _CLASSES = st.sampled_from(
         "x\x1ccomment-add",
         "aspectRatioPlaceholder nykpaywall",
         "BarrierFailsafe__fullBarrier___2bFWd",
+        "site-posted-on",
+        "field-name-author",
+        "x-field-name-author",
     ]
 )
 _HREFS = st.sampled_from(

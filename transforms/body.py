@@ -114,8 +114,13 @@ _RELATED_PARTS = ("related", "readmore", "read-more")
 _RELATED_TOKENS = frozenset(("tags", "categories"))
 """A post's tag or category list (``post-tags``, ``tags``, ``categories``): links to other
 posts, like a related list."""
-_META_TOKENS = frozenset(("meta", "submitted"))
-"""Byline and date boxes (``entry-meta``, ``rich_media_meta``, Drupal's ``submitted``)."""
+_META_TOKENS = frozenset(("meta", "submitted", "posted"))
+"""Byline and date boxes (``entry-meta``, ``rich_media_meta``, Drupal's ``submitted``,
+WordPress's ``posted-on``)."""
+_META_WORDS = frozenset(("field-name-author",))
+"""Drupal's author field ("文/" and the author's name). Not every ``author`` token: an author
+bio closing an opinion piece is body, and ChinaFile's contributors' responses are
+``comment-by-node-author``."""
 _COMMENT_WORDS = frozenset(("comment-by-anonymous", "comment-add", "comment-form"))
 """Readers' comments, as Drupal marks those of anonymous users, and its comment form's link
 and title. Comments in general are not left out: ChinaFile's "conversation" posts are made of
@@ -157,7 +162,7 @@ _CLASS_RULES_FOR_C = (
     ),
     (Role.BOILERPLATE, DiscardReason.COMMENTS, tuple(sorted(_COMMENT_WORDS)), (), (), (), ()),
     (Role.CAPTION, None, (), ("figure",), (), (), _CAPTION_PARTS),
-    (Role.META, None, (), (), tuple(sorted(_META_TOKENS)), (), ()),
+    (Role.META, None, tuple(sorted(_META_WORDS)), (), tuple(sorted(_META_TOKENS)), (), ()),
 )
 """``_class_context`` as data for the C walk, in its order: (role, reason, words, word
 prefixes, tokens, token prefixes, substrings). Words split at whitespace, tokens at ``-``
@@ -602,7 +607,7 @@ def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
         word.startswith("figure") for word in words
     ):
         return Role.CAPTION, None
-    if not _META_TOKENS.isdisjoint(tokens):
+    if not _META_TOKENS.isdisjoint(tokens) or not _META_WORDS.isdisjoint(words):
         return Role.META, None
     return None
 
