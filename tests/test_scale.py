@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from broadsheet import cli, pipeline, prefect_server, warehouse_commit
+from broadsheet import cli, pipeline, prefect_server, resolve, warehouse_commit
 from broadsheet.allocators import (
     ARROW_POOL_VARIABLE,
     JEMALLOC_CONF_VARIABLE,
@@ -283,7 +283,7 @@ def test_a_parse_task_stages_one_record_batch_per_month_in_month_order(
 def _files(*rows: tuple[str, int, int]) -> pa.Table:
     return pa.table(
         {
-            "path": [row[0] for row in rows],
+            "path": pa.array([row[0] for row in rows], pa.string()),
             "size": pa.array([row[1] for row in rows], pa.int64()),
             "mtime_ns": pa.array([row[2] for row in rows], pa.int64()),
         }
@@ -353,6 +353,42 @@ def test_planning_reads_new_changed_and_reparsed_files_with_what_the_ledger_know
 _PATHS = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=12
 )
+
+_LISTED = st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 2)))
+_LEDGER_ENTRIES = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+        st.integers(0, 2),
+        st.sampled_from(["9.9", "0.1"]),
+    )
+)
+
+
+@given(listed=_LISTED, entries=_LEDGER_ENTRIES, extra_ledger_rows=st.integers(0, 40))
+def test_a_small_listing_plans_the_same_with_and_without_its_ledger_filter(
+    listed: list[tuple[str, int]],
+    entries: list[tuple[str, int, str]],
+    extra_ledger_rows: int,
+) -> None:
+    """A listing much smaller than the ledger takes the ledger's rows of its own paths before
+    the join; the plan must be the one the join alone gives, for every mix of new, unchanged,
+    touched and re-parsed files (and for paths the ledger holds twice)."""
+    files = _files(*{f"/in/{name}": (f"/in/{name}", 5, stamp) for name, stamp in listed}.values())
+    rows = [
+        {"source_path": f"/in/{name}", "size": 5, "mtime_ns": stamp, "parser_version": version}
+        for name, stamp, version in entries
+    ]
+    rows += [
+        {"source_path": f"/old/{i}", "size": 1, "mtime_ns": 1} for i in range(extra_ledger_rows)
+    ]
+    ledger = _ledger_rows(*rows)
+    plans = []
+    for share in (0, 10**9):  # every listing is small; none is
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(resolve, "_SMALL_LISTING_SHARE", share)
+            plan = plan_reads(files, ledger, "9.9")
+        plans.append((plan.to_read.to_pylist(), plan.unchanged))
+    assert plans[0] == plans[1]
 
 
 CURRENT_SCHEMA = {b"broadsheet.schema_version": str(SCHEMA_VERSION).encode()}
