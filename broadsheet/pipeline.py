@@ -643,7 +643,9 @@ def count_files_to_read(discovery: Discovery, warehouse_dir: str) -> int:
     global _plan_hint
     warehouse = open_warehouse(warehouse_dir)
     ledger = table_signature(warehouse, "ledger")  # before reading it: a change shows later
-    plan = plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
+    plan = plan_reads(
+        discovery.files, read_ledger(warehouse, discovery.files.column("path")), PARSER_VERSION
+    )
     _plan_hint = _PlanHint(discovery, warehouse.root, ledger, plan)
     return int(plan.to_read.num_rows)
 
@@ -674,7 +676,9 @@ def _read_plan(discovery: Discovery, warehouse: Warehouse) -> ReadPlan:
         and hint.ledger == table_signature(warehouse, "ledger")
     ):
         return hint.plan
-    return plan_reads(discovery.files, read_ledger(warehouse), PARSER_VERSION)
+    return plan_reads(
+        discovery.files, read_ledger(warehouse, discovery.files.column("path")), PARSER_VERSION
+    )
 
 
 def _ingest_wave(

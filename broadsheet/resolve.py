@@ -75,7 +75,7 @@ class ReadPlan:
     unchanged: int
 
 
-_SMALL_LISTING_SHARE = 4
+SMALL_LISTING_SHARE = 4
 """A listing with fewer rows than a quarter of the ledger's (a scheduled run over a folder of
 new files, into a large warehouse) first takes the ledger's rows of its own paths: joining 10
 files with a 500,000-row ledger took 0.13-0.90 s, the filter and join 9 ms. For a larger
@@ -96,7 +96,7 @@ def plan_reads(files: pa.Table, ledger: pa.Table | None, parser_version: str) ->
             names=list(READ_PLAN_COLUMNS),
         )
         return ReadPlan(to_read.sort_by("path"), 0)
-    if files.num_rows * _SMALL_LISTING_SHARE < ledger.num_rows:
+    if files.num_rows * SMALL_LISTING_SHARE < ledger.num_rows:
         ledger = ledger.filter(
             pc.is_in(ledger.column("source_path"), value_set=files.column("path"))
         )

@@ -385,7 +385,7 @@ def test_a_small_listing_plans_the_same_with_and_without_its_ledger_filter(
     plans = []
     for share in (0, 10**9):  # every listing is small; none is
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(resolve, "_SMALL_LISTING_SHARE", share)
+            patch.setattr(resolve, "SMALL_LISTING_SHARE", share)
             plan = plan_reads(files, ledger, "9.9")
         plans.append((plan.to_read.to_pylist(), plan.unchanged))
     assert plans[0] == plans[1]

@@ -323,9 +323,9 @@ def test_a_run_takes_its_preflight_plan_only_while_the_ledger_is_unchanged(
     ingest(inputs, warehouse)
     ledger_reads: list[Path] = []
 
-    def counted(target: Warehouse) -> object:
+    def counted(target: Warehouse, listed: pa.ChunkedArray | None = None) -> object:
         ledger_reads.append(target.root)
-        return read_ledger(target)
+        return read_ledger(target, listed)
 
     monkeypatch.setattr("broadsheet.pipeline.read_ledger", counted)
 
@@ -357,6 +357,38 @@ def test_a_run_takes_its_preflight_plan_only_while_the_ledger_is_unchanged(
     assert count_files_to_read(discover([inputs]), str(warehouse)) == 1
     assert ingest(inputs, warehouse).outcomes == {"unchanged": 9, "article_written": 1}
     assert len(ledger_reads) == 5  # another listing than the count's: planned again
+
+
+def test_a_run_over_a_few_new_files_reads_only_their_ledger_rows(
+    inputs: Path, tmp_path: Path
+) -> None:
+    """A scheduled run over a folder of new files lists fewer paths than a quarter of the
+    ledger: it reads the ledger's rows of its own paths only, and still sees them next time."""
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    write_article(fresh, "f.md", url="https://news.example/fresh", epoch_ms=JAN_2024, text="F")
+    assert ingest(fresh, warehouse).outcomes == {"article_written": 1}
+    assert ingest(fresh, warehouse).outcomes == {"unchanged": 1}
+    os.utime(fresh / "f.md", ns=(time.time_ns(), time.time_ns()))
+    assert ingest(fresh, warehouse).outcomes == {"unchanged": 1}  # read, hashed, same bytes
+    write_article(
+        fresh, "f.md", url="https://news.example/fresh", epoch_ms=JAN_2024 + DAY, text="G"
+    )
+    assert ingest(fresh, warehouse).outcomes == {"article_written": 1}
+
+    whole = read_ledger(open_warehouse(warehouse))
+    assert whole is not None
+    assert whole.num_rows == 8
+    listed = pa.chunked_array([[str(fresh / "f.md")], []], pa.string())  # 1 path of 8: small
+    mine = read_ledger(open_warehouse(warehouse), listed)
+    assert mine is not None
+    assert mine.to_pylist() == [
+        row for row in whole.to_pylist() if row["source_path"] == str(fresh / "f.md")
+    ]
+    two_of_eight = pa.array(sorted(whole.column(0).to_pylist())[:2])  # not small: all rows
+    assert read_ledger(open_warehouse(warehouse), two_of_eight) == whole
 
 
 def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_path: Path) -> None:
