@@ -261,7 +261,10 @@ def read_ledger(
     of 0.1-0.3 s)."""
     if listed_paths is not None:
         files = warehouse.table_files("ledger")
-        rows = sum(pq.read_metadata(path).num_rows for path in files)
+        try:
+            rows = sum(pq.read_metadata(path).num_rows for path in files)
+        except (OSError, pa.ArrowException):
+            rows = 0  # a damaged file: the whole read below reports it, naming the file
         if len(listed_paths) * SMALL_LISTING_SHARE < rows:
             if isinstance(listed_paths, pa.ChunkedArray):
                 listed_paths = listed_paths.combine_chunks()
