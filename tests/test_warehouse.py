@@ -391,6 +391,18 @@ def test_a_run_over_a_few_new_files_reads_only_their_ledger_rows(
     assert read_ledger(open_warehouse(warehouse), two_of_eight) == whole
 
 
+@pytest.mark.parametrize("listed", [None, pa.array(["/in/one.md"])])
+def test_a_damaged_ledger_file_is_reported_by_name_whatever_the_listing(
+    inputs: Path, tmp_path: Path, listed: pa.Array | None
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    ledger = warehouse / "ledger" / "part-0.parquet"
+    ledger.write_bytes(ledger.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(pa.ArrowInvalid, match=f"Could not open Parquet input source '{ledger}'"):
+        read_ledger(open_warehouse(warehouse), listed)
+
+
 def test_runs_reconcile_and_every_path_is_in_the_ledger_once(inputs: Path, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse"
     (inputs / ".hidden.md").write_text("x")
