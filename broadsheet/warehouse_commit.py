@@ -46,14 +46,7 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from broadsheet.fault_injection import kill_point
-from broadsheet.resolve import (
-    ARTICLES,
-    SMALL_LISTING_SHARE,
-    VERSIONS,
-    Partition,
-    StoredVersion,
-    Version,
-)
+from broadsheet.resolve import ARTICLES, VERSIONS, Partition, StoredVersion, Version
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
@@ -250,15 +243,22 @@ def table_signature(warehouse: Warehouse, table: str) -> tuple[tuple[str, int, i
     return tuple(signature)
 
 
+SMALL_LISTING_SHARE = 4
+"""``read_ledger`` reads only the rows of the listed paths when they are fewer than a quarter
+of the ledger's rows: a scheduled run over a folder of new files, into a large warehouse.
+For 10 new files against a 500,000-row ledger that read took 5 ms (counting the rows from
+the files' footers included) instead of 0.1-0.3 s, and planning with its rows 0.2 ms instead
+of 0.13-0.90 s. A larger listing reads the whole ledger: for 500,000 files already read,
+filtering first made planning slower (0.45 s against 0.22)."""
+
+
 def read_ledger(
     warehouse: Warehouse, listed_paths: pa.Array | pa.ChunkedArray | None = None
 ) -> pa.Table | None:
-    """The ledger (None for a new warehouse). Given the paths a run lists, when they are
-    fewer than a quarter of the ledger's rows (``SMALL_LISTING_SHARE``), only the rows of those
-    paths: each file is then read only in the row groups whose range of paths (from its
-    statistics) holds a listed one, so that a scheduled run over a few new files does not read
-    the ledger of the whole archive (10 new files against a 500,000-row ledger: 3 ms instead
-    of 0.1-0.3 s)."""
+    """The ledger (None for a new warehouse), or, given the paths a run lists and fewer of
+    them than a quarter of the ledger's rows (``SMALL_LISTING_SHARE``), only the rows of
+    those paths, which is all that planning the run's reads needs: each file is then read only
+    in the row groups whose range of paths (from its statistics) holds a listed one."""
     if listed_paths is not None:
         files = warehouse.table_files("ledger")
         try:

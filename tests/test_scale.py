@@ -18,13 +18,14 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from broadsheet import cli, pipeline, prefect_server, resolve, warehouse_commit
+from broadsheet import cli, pipeline, prefect_server, warehouse_commit
 from broadsheet.allocators import (
     ARROW_POOL_VARIABLE,
     JEMALLOC_CONF_VARIABLE,
@@ -365,14 +366,14 @@ _LEDGER_ENTRIES = st.lists(
 
 
 @given(listed=_LISTED, entries=_LEDGER_ENTRIES, extra_ledger_rows=st.integers(0, 40))
-def test_a_small_listing_plans_the_same_with_and_without_its_ledger_filter(
+def test_the_ledger_rows_of_the_listed_paths_alone_give_the_whole_ledgers_plan(
     listed: list[tuple[str, int]],
     entries: list[tuple[str, int, str]],
     extra_ledger_rows: int,
 ) -> None:
-    """A listing much smaller than the ledger takes the ledger's rows of its own paths before
-    the join; the plan must be the one the join alone gives, for every mix of new, unchanged,
-    touched and re-parsed files (and for paths the ledger holds twice)."""
+    """``read_ledger`` gives a small listing only the ledger rows of its paths; the plan must
+    be the one the whole ledger gives, for every mix of new, unchanged, touched and re-parsed
+    files (and for paths the ledger holds twice)."""
     files = _files(*{f"/in/{name}": (f"/in/{name}", 5, stamp) for name, stamp in listed}.values())
     rows = [
         {"source_path": f"/in/{name}", "size": 5, "mtime_ns": stamp, "parser_version": version}
@@ -382,13 +383,9 @@ def test_a_small_listing_plans_the_same_with_and_without_its_ledger_filter(
         {"source_path": f"/old/{i}", "size": 1, "mtime_ns": 1} for i in range(extra_ledger_rows)
     ]
     ledger = _ledger_rows(*rows)
-    plans = []
-    for share in (0, 10**9):  # every listing is small; none is
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(resolve, "SMALL_LISTING_SHARE", share)
-            plan = plan_reads(files, ledger, "9.9")
-        plans.append((plan.to_read.to_pylist(), plan.unchanged))
-    assert plans[0] == plans[1]
+    own_rows = ledger.filter(pc.is_in(ledger.column("source_path"), value_set=files.column("path")))
+    whole, own = plan_reads(files, ledger, "9.9"), plan_reads(files, own_rows, "9.9")
+    assert (own.to_read.to_pylist(), own.unchanged) == (whole.to_read.to_pylist(), whole.unchanged)
 
 
 CURRENT_SCHEMA = {b"broadsheet.schema_version": str(SCHEMA_VERSION).encode()}
