@@ -476,6 +476,33 @@ def test_c_walk_matches_on_each_context_rule(html: str) -> None:
 
 
 @needs_c_walker
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p class='story-meta'>By a writer</p><span class='story-meta'>inline</span>"
+        "<h2 class='story-meta'>Heading</h2><p class='story-meta'>By another</p>",
+        "<figure class='credit'><img src='a.jpg'></figure><h3 class='credit'>Heading</h3>"
+        "<p class='credit'>Photo: agency</p><p id='credit'>Photo: agency</p>",
+        "<div class='a' id='d'>kept</div><div class='ad'>dropped</div>"
+        "<div class='' id='ad'>x</div>",
+        "<div class='x&amp;newsletter'>promo</div><div class='x&amp;y'>kept</div>",
+        "<div class='{long} newsletter'>promo</div><div class='{long}'>kept</div>"
+        "<div class='{long} newsletter'>promo again</div>",
+        "<div class='相关 related'>links</div><div class='相关'>kept</div>"
+        "<div class='相关 related'>x</div>",
+    ],
+)
+def test_c_walk_decides_repeated_class_values_as_python_does(html: str) -> None:
+    """The C walk remembers the class rules' decision by class and id value. A value seen
+    before, on another tag, after a long value too long to remember, or after a value that
+    differs only in where class ends and id begins, must be decided as the first time."""
+    html = html.format(long="word-" * 120)
+    first = _extract_with("c", html)
+    assert first == _extract_with("python", html)
+    assert _extract_with("c", html) == first
+
+
+@needs_c_walker
 def test_c_walk_stops_at_the_time_limit_with_the_same_reject() -> None:
     html = "<div>" + "<p>paragraph <b>with</b> markup</p>" * 2_000 + "</div>"
     for walker in ("c", "python"):

@@ -83,12 +83,16 @@ typedef struct {
     uint64_t bits[1024];
 } PairFilter;
 
+#define RULE_ATTRIBUTE_NAMES_CAPACITY 16
+
 typedef struct {
     PyObject *tag_kinds;       /* dict tag -> kind */
     PyObject *rule_tags;       /* frozenset */
     PyObject *bold_tags;       /* frozenset */
     PyObject *heading_tags;    /* frozenset */
     PyObject *rule_attribute_names; /* frozenset */
+    const char *rule_attribute_name_list[RULE_ATTRIBUTE_NAMES_CAPACITY]; /* its items */
+    Py_ssize_t rule_attribute_name_count;
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
     PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
     PyObject *reason_hidden, *reason_advertisement, *reason_related_links;
@@ -144,6 +148,28 @@ typedef struct {
     PyObject *tag;
 } TagInfo;
 static TagInfo tag_cache[TAG_CACHE_SIZE];
+
+/* The class rules' decision by the bytes of an element's class and id values (sites repeat
+ * their class names in every article): direct-mapped by hash, an entry replaced on a clash.
+ * Values longer than CLASS_CACHE_MAX_KEY bytes are decided each time. */
+#define CLASS_CACHE_SIZE 4096
+#define CLASS_CACHE_MAX_KEY 512
+typedef struct {
+    uint64_t hash;
+    size_t length;
+    char *key;         /* class value, NUL, id value */
+    PyObject *decided; /* strong: (role, reason) or None */
+} ClassDecision;
+static ClassDecision class_cache[CLASS_CACHE_SIZE];
+
+static void class_cache_clear(void)
+{
+    for (int i = 0; i < CLASS_CACHE_SIZE; i++) {
+        PyMem_Free(class_cache[i].key);
+        class_cache[i].key = NULL;
+        Py_CLEAR(class_cache[i].decided);
+    }
+}
 
 typedef struct {
     PyObject *role;      /* strong */
@@ -1022,6 +1048,66 @@ static PyObject *ascii_class_context(PyObject *class_value, PyObject *id_value)
     return decided;
 }
 
+/* The value of an attribute as libxml2 holds it when it is one piece, which is what lxml's
+ * attributeValue returns then: its one text node's content, or "" with none. NULL when it
+ * is held in several nodes (lxml's value is then read the slow way). */
+static const char *attribute_bytes(xmlAttr *attribute)
+{
+    xmlNode *child = attribute->children;
+    if (child == NULL) {
+        return "";
+    }
+    if (child->next != NULL || child->content == NULL ||
+        (child->type != XML_TEXT_NODE && child->type != XML_CDATA_SECTION_NODE)) {
+        return NULL;
+    }
+    return (const char *)child->content;
+}
+
+/* Write "class NUL id" (a missing attribute as "", as _attribute_context reads it) into key,
+ * with its length and FNV-1a hash. 0 when a value is not held in one piece or the key would
+ * not fit: the element's class rules are then decided without the cache. */
+static int class_key(xmlAttr *class_attribute, xmlAttr *id_attribute, char *key,
+                     size_t *length, uint64_t *hash)
+{
+    const char *class_value = class_attribute == NULL ? "" : attribute_bytes(class_attribute);
+    const char *id_value = id_attribute == NULL ? "" : attribute_bytes(id_attribute);
+    if (class_value == NULL || id_value == NULL) {
+        return 0;
+    }
+    size_t class_length = strlen(class_value), id_length = strlen(id_value);
+    if (class_length + 1 + id_length > CLASS_CACHE_MAX_KEY) {
+        return 0;
+    }
+    memcpy(key, class_value, class_length);
+    key[class_length] = '\0';
+    memcpy(key + class_length + 1, id_value, id_length);
+    *length = class_length + 1 + id_length;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < *length; i++) {
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+    }
+    *hash = h;
+    return 1;
+}
+
+/* Remember decided for key in entry, replacing what it held (if memory runs short, the entry
+ * is just left empty). */
+static void class_decision_store(ClassDecision *entry, const char *key, size_t length,
+                                 uint64_t hash, PyObject *decided)
+{
+    char *copy = PyMem_Malloc(length);
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, key, length);
+    PyMem_Free(entry->key);
+    Py_XSETREF(entry->decided, Py_NewRef(decided));
+    entry->key = copy;
+    entry->length = length;
+    entry->hash = hash;
+}
+
 /* The attribute context of an element, as transforms.body._attribute_context decides it for
  * elements without namespaced attributes: the rule attributes (hidden, style, ...) and
  * data-selfpromo first, then the class rules on "class id". Sets *decided to a new reference
@@ -1052,16 +1138,8 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
             promo = 1;
             continue;
         }
-        if (!rule) {
-            PyObject *key = PyUnicode_FromString(name);
-            if (key == NULL) {
-                return -1;
-            }
-            rule = PySet_Contains(config.rule_attribute_names, key);
-            Py_DECREF(key);
-            if (rule < 0) {
-                return -1;
-            }
+        for (Py_ssize_t i = 0; !rule && i < config.rule_attribute_name_count; i++) {
+            rule = strcmp(name, config.rule_attribute_name_list[i]) == 0;
         }
     }
     if (promo || rule) {
@@ -1073,6 +1151,18 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
     if (class_attribute == NULL && id_attribute == NULL) {
         *decided = Py_NewRef(Py_None);
         return 1;
+    }
+    ClassDecision *entry = NULL;
+    uint64_t hash = 0;
+    char key_bytes[CLASS_CACHE_MAX_KEY];
+    size_t key_length = 0;
+    if (class_key(class_attribute, id_attribute, key_bytes, &key_length, &hash)) {
+        entry = &class_cache[hash & (CLASS_CACHE_SIZE - 1)];
+        if (entry->key != NULL && entry->hash == hash && entry->length == key_length &&
+            memcmp(entry->key, key_bytes, key_length) == 0) {
+            *decided = Py_NewRef(entry->decided);
+            return 1;
+        }
     }
     PyObject *class_value = class_attribute == NULL
                                 ? Py_NewRef(config.str_empty)
@@ -1088,15 +1178,20 @@ static int plain_attribute_context(xmlNode *node, PyObject **decided)
     }
     Py_XDECREF(class_value);
     Py_XDECREF(id_value);
-    if (*decided != NULL) {
-        return 1;
+    if (*decided == NULL) {
+        if (key == NULL) {
+            return -1;
+        }
+        *decided = PyObject_CallOneArg(config.class_context, key);
+        Py_DECREF(key);
+        if (*decided == NULL) {
+            return -1;
+        }
     }
-    if (key == NULL) {
-        return -1;
+    if (entry != NULL) {
+        class_decision_store(entry, key_bytes, key_length, hash, *decided);
     }
-    *decided = PyObject_CallOneArg(config.class_context, key);
-    Py_DECREF(key);
-    return *decided == NULL ? -1 : 1;
+    return 1;
 }
 
 /* A growing UTF-8 byte buffer. */
@@ -2222,6 +2317,32 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
     if (PyErr_Occurred()) {
         return NULL;
     }
+    config.rule_attribute_name_count = 0;
+    PyObject *name_iterator = PyObject_GetIter(config.rule_attribute_names);
+    if (name_iterator == NULL) {
+        return NULL;
+    }
+    PyObject *attribute_name;
+    while ((attribute_name = PyIter_Next(name_iterator)) != NULL) {
+        /* the set holds a reference to each name, and config holds the set */
+        const char *utf8 = PyUnicode_Check(attribute_name) ? PyUnicode_AsUTF8(attribute_name)
+                                                           : NULL;
+        Py_DECREF(attribute_name);
+        if (utf8 == NULL ||
+            config.rule_attribute_name_count == RULE_ATTRIBUTE_NAMES_CAPACITY) {
+            Py_DECREF(name_iterator);
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "configure(): rule_attribute_names must be a "
+                                             "few str");
+            return NULL;
+        }
+        config.rule_attribute_name_list[config.rule_attribute_name_count++] = utf8;
+    }
+    Py_DECREF(name_iterator);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    class_cache_clear(); /* class rules may have changed */
     for (int i = 0; i < TAG_CACHE_SIZE; i++) { /* tag rules may have changed */
         PyMem_Free(tag_cache[i].name);
         tag_cache[i].name = NULL;
