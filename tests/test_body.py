@@ -178,6 +178,18 @@ def test_captions_and_meta_blocks_are_separate() -> None:
         ("<p>* * *</p>", DiscardReason.SECTION_BREAK),
         ("<p>————</p><div>◆◇◆</div><p>-------------</p>", DiscardReason.SECTION_BREAK),
         ("<p style='text-align:center'>*\u00a0*\u00a0*</p>", DiscardReason.SECTION_BREAK),
+        (
+            "<blockquote class='wp-embedded-content' data-secret='x'><p><a href='/2020/05/p/'>"
+            "端传媒 | 逃离“微信” 😀</a></p></blockquote>",
+            DiscardReason.RELATED_LINKS,
+        ),
+        (
+            "<p style='text-align: center'><strong><a class='st_tag internal_tag' "
+            "href='/tag/cds/' rel='tag'>CDS档案</a> | <a href='/space/x'>李文亮</a></strong></p>"
+            "<p><strong>CDS<span class='s1'>档案｜<a href='/space/y'>新冠病毒事件总汇</a>"
+            "</span></strong></p><p>cds 檔案｜舊文</p>",
+            DiscardReason.RELATED_LINKS,
+        ),
     ],
 )
 def test_boilerplate_is_dropped_with_a_named_reason(html: str, reason: DiscardReason) -> None:
@@ -232,6 +244,22 @@ def test_a_posts_tag_and_category_lists_are_left_out_and_its_byline_box_is_meta(
         (DiscardReason.RELATED_LINKS, "Y"),
         (DiscardReason.RELATED_LINKS, "Z Weekly"),
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "<blockquote class='wp-block-quote'><p>A quoted paragraph.</p></blockquote>",
+        "<p>CDS档案收录了这篇文章。</p>",
+        "<p>本文收入 CDS档案 | 李文亮</p>",
+    ],
+)
+def test_quotes_and_mentions_of_the_archive_stay(line: str) -> None:
+    """Only WordPress's embedded-post card is a related link, not any blockquote; only a line
+    that opens with an archive pointer ("CDS档案 |") is one, not a line naming the archive."""
+    body = extract_body(f"<p>Before.</p>{line}<p>After.</p>", BASE)
+    assert len(body.paragraphs) == 3
+    assert body.discarded == ()
 
 
 @pytest.mark.parametrize("line", ["……", "——", "— 完 —", "}", "⚪️", "***a", "1. ---"])

@@ -129,6 +129,9 @@ _TEXTS = st.sampled_from(
         "———",
         "——",
         "◆◇◆",
+        "CDS档案 | 李文亮",
+        "cds 檔案｜",
+        "CDS档案收录",
         "A bold line that is longer than twenty characters",
         "http://example.com/in-text",
         "x" * 130,
@@ -193,6 +196,8 @@ _CLASSES = st.sampled_from(
         "site-posted-on",
         "field-name-author",
         "x-field-name-author",
+        "wp-embedded-content",
+        "wp-embedded-contents",
     ]
 )
 _HREFS = st.sampled_from(

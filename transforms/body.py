@@ -114,6 +114,8 @@ _RELATED_PARTS = ("related", "readmore", "read-more")
 _RELATED_TOKENS = frozenset(("tags", "categories"))
 """A post's tag or category list (``post-tags``, ``tags``, ``categories``): links to other
 posts, like a related list."""
+_RELATED_WORDS = frozenset(("wp-embedded-content",))
+"""WordPress's card for another post embedded in this one: that post's title as a link."""
 _META_TOKENS = frozenset(("meta", "submitted", "posted"))
 """Byline and date boxes (``entry-meta``, ``rich_media_meta``, Drupal's ``submitted``,
 WordPress's ``posted-on``)."""
@@ -154,7 +156,7 @@ _CLASS_RULES_FOR_C = (
     (
         Role.BOILERPLATE,
         DiscardReason.RELATED_LINKS,
-        (),
+        tuple(sorted(_RELATED_WORDS)),
         (),
         tuple(sorted(_RELATED_TOKENS)),
         (),
@@ -200,6 +202,7 @@ _ANCHORED_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
         False,
     ),
     (r"(?:[-*_=~#·•◆◇⁂\u2010-\u2015]\s*){3,}$", DiscardReason.SECTION_BREAK, False),
+    (r"CDS\s*(?:档案|檔案)\s*[|｜]", DiscardReason.RELATED_LINKS, False),
 )
 _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
@@ -599,7 +602,11 @@ def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
         token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens
     ):
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
-    if any(part in attributes for part in _RELATED_PARTS) or not _RELATED_TOKENS.isdisjoint(tokens):
+    if (
+        any(part in attributes for part in _RELATED_PARTS)
+        or not _RELATED_TOKENS.isdisjoint(tokens)
+        or not _RELATED_WORDS.isdisjoint(words)
+    ):
         return Role.BOILERPLATE, DiscardReason.RELATED_LINKS
     if not _COMMENT_WORDS.isdisjoint(words):
         return Role.BOILERPLATE, DiscardReason.COMMENTS
