@@ -184,6 +184,12 @@ def test_captions_and_meta_blocks_are_separate() -> None:
             DiscardReason.RELATED_LINKS,
         ),
         (
+            "<div class='bqdn'><h3 class='dwam'>No More.</h3></div><section><h2><a "
+            "href='https://nei.example/medium/economist'>The Economist</a></h2><span>MORE</span>"
+            "<h4><b>Published since September 1843</b></h4></section>",
+            DiscardReason.PAST_ARTICLE_END,
+        ),
+        (
             "<p style='text-align: center'><strong><a class='st_tag internal_tag' "
             "href='/tag/cds/' rel='tag'>CDS档案</a> | <a href='/space/x'>李文亮</a></strong></p>"
             "<p><strong>CDS<span class='s1'>档案｜<a href='/space/y'>新冠病毒事件总汇</a>"
@@ -321,7 +327,7 @@ def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept
     its contributors' comments, which are the article."""
     html = (
         "<div class='submitted'>某甲 在 星期三, 02/26/2014 - 09:49 提交</div><p>正文。</p>"
-        "<div id='comments' class='comment-wrapper'>"
+        "<div id='comments' class='comment-wrapper'><h2 class='title'>评论</h2>"
         "<article class='comment comment-by-node-author'><p>A contributor's response.</p>"
         "</article><div class='comment comment-by-anonymous clearfix'><p class='commenter-name'>"
         "Spammer (未验证)</p><p>Cheap pills <a href='http://spam.example'>here</a></p></div>"
@@ -331,9 +337,55 @@ def test_anonymous_readers_comments_are_left_out_and_contributors_responses_kept
     assert body.meta_blocks == ("某甲 在 星期三, 02/26/2014 - 09:49 提交",)
     assert body.paragraphs == ("正文。", "A contributor's response.")
     assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.COMMENTS, "评论"),
         (DiscardReason.COMMENTS, "Spammer (未验证)"),
         (DiscardReason.COMMENTS, "Cheap pills here"),
         (DiscardReason.COMMENTS, "冒个泡吧！"),
+    ]
+
+
+def test_the_comment_section_title_goes_and_a_comments_heading_in_english_stays() -> None:
+    """Drupal titles its comment section "评论" above comments that are all left out, while
+    ChinaFile's "Comments" heads its contributors' responses, which are the article."""
+    body = extract_body(
+        "<p>正文。</p><div class='comment-wrapper'><h2 class='title'>评论</h2>"
+        "<div class='comment comment-by-anonymous'><p>spam</p></div></div><p>評論：</p>"
+        "<p>评论员的话是正文。</p><h2 class='title'>Comments</h2><p>A response.</p>",
+        BASE,
+    )
+    assert body.paragraphs == ("正文。", "评论员的话是正文。", "A response.")
+    assert body.headings == ("Comments",)
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.COMMENTS, "评论"),
+        (DiscardReason.COMMENTS, "spam"),
+        (DiscardReason.COMMENTS, "評論："),
+    ]
+
+
+def test_an_articles_own_footer_ends_it() -> None:
+    """What follows an ``<article>``'s own ``<footer>`` inside the article is the page around
+    it (Nei.st's "肆零肆" mark); a footer elsewhere ends nothing, and the next article is
+    read."""
+    body = extract_body(
+        "<article><p>Body 😀 “quoted”.</p><footer><div class='tags'><a href='/tag/hk'>Hong Kong"
+        "</a></div></footer>tail<section><h1>肆零<div class='mirrorRotateLevel'>肆</div></h1>"
+        "</section></article><blockquote><p>A quote.</p><footer>— Someone</footer></blockquote>"
+        "<p>Between articles.</p><article><h2>Second</h2><p>Its text.</p></article>",
+        BASE,
+    )
+    assert body.paragraphs == (
+        "Body 😀 “quoted”.",
+        "A quote.",
+        "— Someone",
+        "Between articles.",
+        "Its text.",
+    )
+    assert body.headings == ("Second",)
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.RELATED_LINKS, "Hong Kong"),
+        (DiscardReason.PAST_ARTICLE_END, "tail"),
+        (DiscardReason.PAST_ARTICLE_END, "肆零"),
+        (DiscardReason.PAST_ARTICLE_END, "肆"),
     ]
 
 
@@ -541,6 +593,9 @@ _ANCHORED_RULE_EXAMPLES = (
     "◆◇◆",
     "-----",
     "__ __ __",
+    "评论",
+    "評論：",
+    "No More.",
 )
 _CAPTION_EXAMPLES = (
     "以下图片来自网络",

@@ -132,15 +132,21 @@ _TEXTS = st.sampled_from(
         "CDS档案 | 李文亮",
         "cds 檔案｜",
         "CDS档案收录",
+        "评论",
+        "評論：",
+        "No More.",
         "A bold line that is longer than twenty characters",
         "http://example.com/in-text",
         "x" * 130,
     ]
 )
-_BLOCK_TAGS = st.sampled_from("p p p div div ul ol h2 figure section blockquote table".split())
+_BLOCK_TAGS = st.sampled_from(
+    "p p p div div ul ol h2 figure section blockquote table article".split()
+)
 _TAGS = st.sampled_from(
     "p div span b strong strong b i em a a a ul ol li li h2 h3 figure figcaption small time "
-    "table tr td section blockquote header footer nav aside center u font custom-tag".split()
+    "table tr td section blockquote header footer footer nav aside center u font custom-tag "
+    "article".split()
 )
 _CLASSES = st.sampled_from(
     [
@@ -474,6 +480,8 @@ def test_c_walk_finds_share_hints_wherever_python_does(share_url: str) -> None:
         "<h2 class='caption'>Heading with a caption class</h2><p>text</p>",
         "<p>获取更多RSS：</p><p>everything after the footer marker</p>",
         "text with no element<br>and a break",
+        "<article><p>body</p><footer><a href='/tag/x'>x</a></footer>tail<h1>肆零<div>肆</div>"
+        "</h1></article><p>after the article</p><article><footer/><p>past</p></article>",
     ],
 )
 def test_c_walk_matches_on_each_context_rule(html: str) -> None:

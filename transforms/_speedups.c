@@ -96,6 +96,7 @@ typedef struct {
     PyObject *role_body, *role_heading, *role_caption, *role_meta, *role_boilerplate;
     PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
     PyObject *reason_hidden, *reason_advertisement, *reason_related_links;
+    PyObject *reason_past_article_end;
     PyObject *ad_label_word; /* str: an aria-label holding it marks an advertisement */
     PyObject *discard_type; /* transforms.body.Discard */
     PyObject *text_rule, *is_caption_text, *is_meta_text, *is_bold_heading;
@@ -1808,6 +1809,15 @@ done:
     return status;
 }
 
+/* Whether node is an <article>'s own <footer>, which ends the article. */
+static int is_article_footer(xmlNode *node)
+{
+    xmlNode *parent = node->parent;
+    return node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, "footer") == 0 &&
+           parent != NULL && parent->type == XML_ELEMENT_NODE &&
+           strcmp((const char *)parent->name, "article") == 0;
+}
+
 static int end_element(WalkState *state, xmlNode *node)
 {
     Frame frame = state->frames.items[--state->frames.size];
@@ -1816,6 +1826,13 @@ static int end_element(WalkState *state, xmlNode *node)
         if (flush_if_pending(state) < 0 || set_container(state, frame.container) < 0) {
             status = -1;
         }
+    }
+    Frame *outer = &state->frames.items[state->frames.size - 1];
+    if (status == 0 && outer->role != config.role_boilerplate && is_article_footer(node)) {
+        /* What follows the footer inside the article is the page around it
+         * (transforms.body._end_article_at). */
+        Py_SETREF(outer->role, Py_NewRef(config.role_boilerplate));
+        Py_SETREF(outer->reason, Py_NewRef(config.reason_past_article_end));
     }
     if (status == 0) {
         PyObject *tail = lx_tail_of(node);
@@ -2213,6 +2230,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
         "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
         "tracking_pixel_prefixes", "class_rules", "topic_class_prefixes",
+        "reason_past_article_end",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -2229,7 +2247,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.reason_hidden, &config.reason_advertisement, &config.ad_label_word,
         &config.reason_related_links, &config.decoration_attribute_parts,
         &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
-        &config.class_rules, &config.topic_class_prefixes,
+        &config.class_rules, &config.topic_class_prefixes, &config.reason_past_article_end,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {

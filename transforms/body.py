@@ -61,6 +61,7 @@ class DiscardReason(StrEnum):
     COMMENTS = "comments"
     SECTION_BREAK = "section_break"
     REPEATED_TITLE = "repeated_title"
+    PAST_ARTICLE_END = "past_article_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +204,15 @@ _ANCHORED_TEXT_RULES: tuple[tuple[str, DiscardReason, bool], ...] = (
     ),
     (r"(?:[-*_=~#·•◆◇⁂\u2010-\u2015]\s*){3,}$", DiscardReason.SECTION_BREAK, False),
     (r"CDS\s*(?:档案|檔案)\s*[|｜]", DiscardReason.RELATED_LINKS, False),
+    (r"(?:评论|評論)\s*[:：]?$", DiscardReason.COMMENTS, False),
+    (r"No More\.$", DiscardReason.PAST_ARTICLE_END, True),
 )
 _ANCHORED_TEXT_RULE = re.compile(
     "|".join(f"(?P<rule{index}>{rule[0]})" for index, rule in enumerate(_ANCHORED_TEXT_RULES)),
     re.IGNORECASE,
 )
 _ANCHORED_FIRST_CHARS = frozenset(
-    "获FfPp©(CcSsſRr分阅閱微请关下相延-*_=~#·•◆◇⁂\u2010\u2011\u2012\u2013\u2014\u2015"
+    "获FfPp©(CcSsſRr分阅閱微请关下相延-*_=~#·•◆◇⁂\u2010\u2011\u2012\u2013\u2014\u2015评評Nn"
 )
 """Every character an ``_ANCHORED_TEXT_RULE`` match can start with (``ſ`` matches ``s``
 under IGNORECASE): a block starting with any other skips the regex."""
@@ -455,6 +458,8 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
                 if fragments:
                     _flush(walk)
                 walk.container = frame[4]
+            if element.tag == "footer":
+                _end_article_at(element, frames)
             tail = element.tail
             if tail and (fragments or not tail.isspace()):
                 parent = frames[-1]
@@ -501,6 +506,15 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
         text = element.text
         if text and (fragments or not text.isspace()):
             fragments.append((text, role, reason, bold))
+
+
+def _end_article_at(footer: etree._Element, frames: list[_Frame]) -> None:
+    """An article's own ``<footer>`` ends it: what follows inside the ``<article>`` (the top
+    frame, once the footer's is popped) is the page around it, such as Nei.st's "肆零肆" mark."""
+    parent = footer.getparent()
+    if parent is not None and parent.tag == "article" and frames[-1][0] is not Role.BOILERPLATE:
+        _, _, bold, is_block, container = frames[-1]
+        frames[-1] = (Role.BOILERPLATE, DiscardReason.PAST_ARTICLE_END, bold, is_block, container)
 
 
 def _place_leaf_block(
@@ -898,6 +912,7 @@ if _speedups is not None:
         reason_advertisement=DiscardReason.ADVERTISEMENT,
         ad_label_word=_AD_LABEL_WORD,
         reason_related_links=DiscardReason.RELATED_LINKS,
+        reason_past_article_end=DiscardReason.PAST_ARTICLE_END,
         decoration_attribute_parts=_DECORATION_ATTRIBUTE_PARTS,
         decoration_src_parts=_DECORATION_SRC_PARTS,
         placeholder_parts=PLACEHOLDER_PARTS,
