@@ -463,6 +463,29 @@ def test_image_rules() -> None:
     )
 
 
+def test_images_of_boilerplate_and_past_the_article_end_are_not_the_articles() -> None:
+    """Thumbnails of related posts, a promo's picture, a publication card's logo: the rubric
+    wants the article's images only. An image in the body, in a caption's figure or beside a
+    meta line stays; one inside a block that is only partly boilerplate stays too."""
+    body = extract_body(
+        "<figure><img src='/lead.jpg'><figcaption>Lead photo</figcaption></figure>"
+        "<p><img src='/inline.jpg'>Body “text” 😀.</p>"
+        "<div class='related-posts'><a href='/p'><img src='/thumb.jpg'>Other post</a></div>"
+        "<div class='newsletter-box'><img src='/promo.png'><p>Sign up</p></div>"
+        "<div class='entry-meta'><img src='/byline.jpg'>By A. Writer</div>"
+        "<p>More text.<span class='ad'>x</span><img src='/after-ad.jpg'></p>"
+        "<article><p>Story.</p><footer><div class='post-tags'>HK</div></footer>"
+        "<img src='/past-footer.png'></article>"
+        "<p>No More.</p><img src='/logo.png'><p>The Economist</p>",
+        BASE,
+    )
+    assert body.image_urls == tuple(
+        f"https://news.example/{name}"
+        for name in ("lead.jpg", "inline.jpg", "byline.jpg", "after-ad.jpg")
+    )
+    assert body.paragraphs == ("Body “text” 😀.", "More text.", "Story.")
+
+
 def test_share_links_of_every_kind_and_no_javascript() -> None:
     body = extract_body(
         "<a href='https://www.facebook.com/sharer/sharer.php?u=https%3A%2F%2Fa.example%2F1'>f</a>"

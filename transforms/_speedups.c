@@ -1659,6 +1659,23 @@ static int take_plain_image(WalkState *state, xmlNode *node)
     return 1;
 }
 
+/* Whether an image belongs to the article (transforms.body._walk_tree_python): not inside
+ * boilerplate (its parent's frame, under the image's own) and not past a footer start.
+ * Returns 1 or 0, -1 on error. */
+static int image_in_article(WalkState *state)
+{
+    if (state->frames.items[state->frames.size - 2].role == config.role_boilerplate) {
+        return 0;
+    }
+    PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
+    if (footer == NULL) {
+        return -1;
+    }
+    int in_article = footer == Py_None;
+    Py_DECREF(footer);
+    return in_article;
+}
+
 /* transforms.body._take_image: the element's attributes as a dict and the class and id of it
  * and its parent, handed to _take_image_with. Namespaced attributes go the Python way. */
 static int take_image(WalkState *state, xmlNode *node)
@@ -1743,6 +1760,10 @@ static int start_element(WalkState *state, xmlNode *node)
             return flush_if_pending(state) < 0 ? -1 : 0;
         }
         if (kind == KIND_IMAGE) {
+            int in_article = image_in_article(state);
+            if (in_article <= 0) {
+                return in_article;
+            }
             return take_image(state, node) < 0 ? -1 : 0;
         }
         if (kind == KIND_MEDIA) {

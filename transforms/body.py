@@ -482,7 +482,8 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
                 if fragments:
                     _flush(walk)
             elif kind == _IMAGE:
-                _take_image(walk, element)
+                if frames[-2][0] is not Role.BOILERPLATE and walk.footer_reason is None:
+                    _take_image(walk, element)
             elif kind == _MEDIA:
                 _discard_subtree(walk, element, DiscardReason.MEDIA_FALLBACK)
             continue
