@@ -389,6 +389,21 @@ def test_an_articles_own_footer_ends_it() -> None:
     ]
 
 
+def test_a_footer_above_the_body_does_not_end_the_article() -> None:
+    """HTML lets a ``<footer>`` (a byline, say) stand at the top of its article: the body
+    after it is the article, not the page around it."""
+    body = extract_body(
+        "<article><header><h1>Title</h1></header><footer>By A. Writer</footer>"
+        "<p>First paragraph.</p><p>Second paragraph.</p><footer>Tags</footer><p>Past.</p>"
+        "</article>",
+        BASE,
+    )
+    assert body.paragraphs == ("By A. Writer", "First paragraph.", "Second paragraph.", "Tags")
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.PAST_ARTICLE_END, "Past."),
+    ]
+
+
 def test_a_meta_class_on_an_inline_element_leaves_its_line_whole() -> None:
     html = "<p>作者： <span class='rich_media_meta'>某某</span></p><p>正文。</p>"
     body = extract_body(html, BASE)

@@ -333,7 +333,36 @@ typedef struct {
     PyObject *container;  /* mirror of walk.container, strong */
     struct LxmlDocument *doc;
     FrameStack frames;
+    /* len(paragraphs) when each open <article> and <footer> started, innermost last
+     * (transforms.body._walk_tree_python's ``article_starts``). */
+    Py_ssize_t *article_starts;
+    Py_ssize_t article_starts_size, article_starts_capacity;
 } WalkState;
+
+/* Whether node is an <article> or a <footer>: the elements _end_article_at looks at. */
+static int is_article_or_footer(xmlNode *node)
+{
+    return node->type == XML_ELEMENT_NODE && (strcmp((const char *)node->name, "article") == 0 ||
+                                              strcmp((const char *)node->name, "footer") == 0);
+}
+
+static int article_starts_push(WalkState *state)
+{
+    if (state->article_starts_size == state->article_starts_capacity) {
+        Py_ssize_t capacity =
+            state->article_starts_capacity ? state->article_starts_capacity * 2 : 8;
+        Py_ssize_t *items =
+            PyMem_Realloc(state->article_starts, (size_t)capacity * sizeof(Py_ssize_t));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        state->article_starts = items;
+        state->article_starts_capacity = capacity;
+    }
+    state->article_starts[state->article_starts_size++] = PyList_GET_SIZE(state->paragraphs);
+    return 0;
+}
 
 static PyObject *proxy(WalkState *state, xmlNode *node)
 {
@@ -1786,7 +1815,8 @@ static int start_element(WalkState *state, xmlNode *node)
         bold = 1;
     }
     if (kind == KIND_BLOCK) {
-        if (flush_if_pending(state) < 0) {
+        if (flush_if_pending(state) < 0 ||
+            (is_article_or_footer(node) && article_starts_push(state) < 0)) {
             status = -1;
             goto done;
         }
@@ -1830,13 +1860,12 @@ done:
     return status;
 }
 
-/* Whether node is an <article>'s own <footer>, which ends the article. */
+/* Whether node, an <article> or a <footer>, is an <article>'s own <footer>. */
 static int is_article_footer(xmlNode *node)
 {
     xmlNode *parent = node->parent;
-    return node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, "footer") == 0 &&
-           parent != NULL && parent->type == XML_ELEMENT_NODE &&
-           strcmp((const char *)parent->name, "article") == 0;
+    return strcmp((const char *)node->name, "footer") == 0 && parent != NULL &&
+           parent->type == XML_ELEMENT_NODE && strcmp((const char *)parent->name, "article") == 0;
 }
 
 static int end_element(WalkState *state, xmlNode *node)
@@ -1848,12 +1877,17 @@ static int end_element(WalkState *state, xmlNode *node)
             status = -1;
         }
     }
-    Frame *outer = &state->frames.items[state->frames.size - 1];
-    if (status == 0 && outer->role != config.role_boilerplate && is_article_footer(node)) {
-        /* What follows the footer inside the article is the page around it
-         * (transforms.body._end_article_at). */
-        Py_SETREF(outer->role, Py_NewRef(config.role_boilerplate));
-        Py_SETREF(outer->reason, Py_NewRef(config.reason_past_article_end));
+    if (status == 0 && state->article_starts_size > 0 && is_article_or_footer(node)) {
+        Py_ssize_t started = state->article_starts[--state->article_starts_size];
+        Frame *outer = &state->frames.items[state->frames.size - 1];
+        if (outer->role != config.role_boilerplate && is_article_footer(node) &&
+            state->article_starts_size > 0 &&
+            started > state->article_starts[state->article_starts_size - 1]) {
+            /* The article had paragraphs before its footer: what follows the footer inside
+             * the article is the page around it (transforms.body._end_article_at). */
+            Py_SETREF(outer->role, Py_NewRef(config.role_boilerplate));
+            Py_SETREF(outer->reason, Py_NewRef(config.reason_past_article_end));
+        }
     }
     if (status == 0) {
         PyObject *tail = lx_tail_of(node);
@@ -1975,6 +2009,7 @@ static PyObject *walk_tree(PyObject *module, PyObject *args)
     result = Py_NewRef(Py_None);
 done:
     frames_free(&state.frames);
+    PyMem_Free(state.article_starts);
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         Py_XDECREF(*lists[i]);
     }

@@ -100,6 +100,8 @@ _MEDIA_TAGS = frozenset(("video", "audio", "iframe"))
 _CAPTION_ANCHOR_TAGS = frozenset(("img", "video", "iframe", "picture", "figure", "audio"))
 # Tags whose role depends on the tag itself (or its neighbours), checked even without attributes.
 _TAG_RULE_TAGS = _HEADING_TAGS | frozenset("ul ol time figcaption figure small i em".split())
+_ARTICLE_END_TAGS = frozenset(("article", "footer"))
+"""Where an article may end early: its own footer, after paragraphs (``_end_article_at``)."""
 
 # Attribute rules on lower-cased class and id values (see _attribute_context).
 _TOKEN_SEPARATORS = re.compile(r"[-_]")
@@ -445,6 +447,7 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
     once per element of every article, so it keeps its work per event small.
     """
     frames: list[_Frame] = [(Role.BODY, None, False, False, walk.container)]
+    article_starts: list[int] = []  # len(walk.paragraphs) as each open article and footer began
     fragments = walk.fragments
     events = etree.iterwalk(root, events=("start", "end"))
     count = 0
@@ -458,8 +461,8 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
                 if fragments:
                     _flush(walk)
                 walk.container = frame[4]
-            if element.tag == "footer":
-                _end_article_at(element, frames)
+            if element.tag in _ARTICLE_END_TAGS:
+                _end_article_at(element, frames, article_starts)
             tail = element.tail
             if tail and (fragments or not tail.isspace()):
                 parent = frames[-1]
@@ -495,6 +498,8 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
         if kind == _BLOCK:
             if fragments:
                 _flush(walk)
+            if tag in _ARTICLE_END_TAGS:
+                article_starts.append(len(walk.paragraphs))
             if not len(element):
                 _place_leaf_block(walk, element, tag, role, reason, bold)
                 events.skip_subtree()
@@ -509,10 +514,18 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
             fragments.append((text, role, reason, bold))
 
 
-def _end_article_at(footer: etree._Element, frames: list[_Frame]) -> None:
-    """An article's own ``<footer>`` ends it: what follows inside the ``<article>`` (the top
-    frame, once the footer's is popped) is the page around it, such as Nei.st's "肆零肆" mark."""
-    parent = footer.getparent()
+def _end_article_at(
+    element: etree._Element, frames: list[_Frame], article_starts: list[int]
+) -> None:
+    """At the end of an ``<article>`` or ``<footer>`` (``article_starts`` holds the count of
+    paragraphs as each open one began): an article's own footer, after paragraphs of that
+    article, ends it. What follows inside the ``<article>`` (the top frame, once the footer's
+    is popped) is the page around it, such as Nei.st's "肆零肆" mark. A footer that comes
+    before the article's paragraphs (HTML allows one at the top, for a byline) ends nothing."""
+    started = article_starts.pop()
+    if element.tag != "footer" or not article_starts or started <= article_starts[-1]:
+        return
+    parent = element.getparent()
     if parent is not None and parent.tag == "article" and frames[-1][0] is not Role.BOILERPLATE:
         _, _, bold, is_block, container = frames[-1]
         frames[-1] = (Role.BOILERPLATE, DiscardReason.PAST_ARTICLE_END, bold, is_block, container)
