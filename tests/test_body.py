@@ -362,6 +362,31 @@ def test_the_comment_section_title_goes_and_a_comments_heading_in_english_stays(
     ]
 
 
+def test_article_text_in_a_promo_slot_stays_and_promos_and_long_ads_go() -> None:
+    """Promo markup only says promo: a block inside it as long as ``PROMO_MAX_CHARS`` is the
+    article's own text in a promo slot (a copied page's newsletter slot holding a quotation).
+    Short promos still go, and other boilerplate goes whatever its length."""
+    limit = body_module.PROMO_MAX_CHARS
+    quotation = "“" + "受访者说：这两种制度根本不同，不能一对一地比较。" * 20 + "”"
+    just_short = "订" * (limit - 1)
+    just_long = "订" * limit
+    assert len(quotation) > limit
+    body = extract_body(
+        f"<p>开头。</p><div data-selfpromo-newsletter=''><div>{quotation}</div></div>"
+        "<div class='newsletter-box'><p>订阅我们的电邮简报</p></div>"
+        f"<div class='newsletter-signup'><p>{just_short}</p></div>"
+        f"<div class='app-promo'><p>{just_long}</p></div>"
+        f"<div class='ad-slot'><p>{just_long}</p></div><p>结尾。</p>",
+        BASE,
+    )
+    assert body.paragraphs == ("开头。", quotation, just_long, "结尾。")
+    assert [(discard.reason, discard.text) for discard in body.discarded] == [
+        (DiscardReason.PROMO, "订阅我们的电邮简报"),
+        (DiscardReason.PROMO, just_short),
+        (DiscardReason.ADVERTISEMENT, just_long),
+    ]
+
+
 def test_an_articles_own_footer_ends_it() -> None:
     """What follows an ``<article>``'s own ``<footer>`` inside the article is the page around
     it (Nei.st's "肆零肆" mark); a footer elsewhere ends nothing, and the next article is

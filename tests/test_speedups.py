@@ -138,6 +138,7 @@ _TEXTS = st.sampled_from(
         "A bold line that is longer than twenty characters",
         "http://example.com/in-text",
         "x" * 130,
+        "正文很长。" * 60,  # as long as a promo block may be (``PROMO_MAX_CHARS``)
     ]
 )
 _BLOCK_TAGS = st.sampled_from(

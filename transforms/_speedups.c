@@ -106,7 +106,7 @@ typedef struct {
     PyObject *cjk_substrings, *latin_stems; /* tuples of str */
     /* The three frozensets above, and the first characters of cjk_substrings, as C arrays. */
     CharSet anchored_first, caption_first, meta_first, cjk_substring_first;
-    Py_ssize_t caption_max_chars, meta_max_chars;
+    Py_ssize_t caption_max_chars, meta_max_chars, promo_max_chars;
     PyObject *share_hint_parts; /* tuple of lower-case ASCII str */
     PairFilter share_hint_pairs; /* the byte pairs share_hint_parts start with */
     /* tuples of lower-case ASCII str, for images */
@@ -544,7 +544,10 @@ static int place_block(WalkState *state, PyObject *role, PyObject *reason, PyObj
                        int bold, PyObject *container)
 {
     if (role == config.role_boilerplate) {
-        return append_discard(state, reason == Py_None ? config.reason_promo : reason, text);
+        int promo = reason == Py_None || reason == config.reason_promo;
+        if (!promo || PyUnicode_GET_LENGTH(text) < config.promo_max_chars) {
+            return append_discard(state, promo ? config.reason_promo : reason, text);
+        }
     }
     PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
     if (footer == NULL) {
@@ -2272,7 +2275,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only");
         return NULL;
     }
-    static PyObject *caption_max, *meta_max, *hint_chars;
+    static PyObject *caption_max, *meta_max, *promo_max, *hint_chars;
     static const char *names[] = {
         "tag_kinds", "rule_tags", "bold_tags", "heading_tags", "rule_attribute_names",
         "role_body", "role_heading", "role_caption", "role_meta", "role_boilerplate",
@@ -2286,7 +2289,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
         "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
         "tracking_pixel_prefixes", "class_rules", "topic_class_prefixes",
-        "reason_past_article_end",
+        "reason_past_article_end", "promo_max_chars",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -2304,6 +2307,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.reason_related_links, &config.decoration_attribute_parts,
         &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
         &config.class_rules, &config.topic_class_prefixes, &config.reason_past_article_end,
+        &promo_max,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {
@@ -2388,6 +2392,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     config.caption_max_chars = PyLong_AsSsize_t(caption_max);
     config.meta_max_chars = PyLong_AsSsize_t(meta_max);
+    config.promo_max_chars = PyLong_AsSsize_t(promo_max);
     if (PyErr_Occurred()) {
         return NULL;
     }

@@ -268,6 +268,10 @@ _CAPTION_TEXT = re.compile(
     re.IGNORECASE,
 )
 _CAPTION_TEXT_MAX_CHARS = 80
+PROMO_MAX_CHARS = 300
+"""A block inside promo markup this long or longer is read as article text. The real corpus's
+promos (newsletter, app, subscription, paywall) run to 38 characters; a newsletter sign-up
+with its small print rarely passes 200."""
 _CAPTION_FIRST_CHARS = frozenset("以图圖来來摄攝PpSsſ")
 """Every character a ``_CAPTION_TEXT`` match can start with."""
 _DECORATION_SRC = re.compile(r"(^|[/_-])icons?([/_.-]|$)|spinner|loading\.gif", re.IGNORECASE)
@@ -779,7 +783,7 @@ def _flush(walk: _Walk) -> None:
 
 
 def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bold: bool) -> None:
-    if role is Role.BOILERPLATE:
+    if role is Role.BOILERPLATE and not _is_article_text_in_promo(reason, text):
         walk.discarded.append(Discard(reason or DiscardReason.PROMO, text))
         return
     if walk.footer_reason is not None:
@@ -804,6 +808,14 @@ def _place(walk: _Walk, role: Role, reason: DiscardReason | None, text: str, bol
         walk.headings.append(text)
     else:
         walk.paragraphs.append(text)
+
+
+def _is_article_text_in_promo(reason: DiscardReason | None, text: str) -> bool:
+    """Whether a block inside promo markup is too long to be a promo: the article's own text
+    in a promo slot (a copied RFI page holds a quotation of its interview in the newsletter
+    slot). Only the markup says promo, and the text contradicts it; other boilerplate (an ad,
+    a related list, comments) may well hold long text."""
+    return reason in (DiscardReason.PROMO, None) and len(text) >= PROMO_MAX_CHARS
 
 
 def _text_rule(text: str) -> tuple[DiscardReason, bool] | None:
@@ -945,6 +957,7 @@ if _speedups is not None:
         latin_stems=_LATIN_RULE_STEMS,
         caption_max_chars=_CAPTION_TEXT_MAX_CHARS,
         meta_max_chars=_META_MAX_CHARS,
+        promo_max_chars=PROMO_MAX_CHARS,
     )
     _WALKS["c"] = _walk_tree_c
 
