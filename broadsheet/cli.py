@@ -7,15 +7,16 @@ import atexit
 import contextlib
 import csv
 import gc
+import inspect
 import json
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -65,6 +66,23 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def command(function: Callable[P, R]) -> Callable[P, R]:
+    """Register ``function`` as a command whose help is its docstring with each paragraph on
+    one line: Typer keeps a docstring's line breaks, which broke help text mid-sentence at
+    every terminal width."""
+    help_text = unwrap_paragraphs(inspect.cleandoc(function.__doc__ or ""))
+    return app.command(help=help_text)(function)
+
+
+def unwrap_paragraphs(text: str) -> str:
+    """``text`` with the lines of each paragraph (blank-line separated) joined by spaces."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n"))
+
+
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
@@ -101,7 +119,7 @@ BatchSizeOption = Annotated[
 ]
 
 
-@app.command()
+@command
 def run(
     paths: Annotated[
         list[str] | None,
@@ -408,7 +426,7 @@ FormatOption = Annotated[
 ]
 
 
-@app.command()
+@command
 def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement (DuckDB dialect).")],
     warehouse: WarehouseOption = Path("warehouse"),
@@ -428,7 +446,7 @@ def query(
     _print_result(result, output)
 
 
-@app.command()
+@command
 def runs(
     warehouse: WarehouseOption = Path("warehouse"),
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
@@ -444,7 +462,7 @@ def runs(
     _print_result(result, output)
 
 
-@app.command()
+@command
 def show(
     id_or_url: Annotated[str, typer.Argument(help="An article_id, or the article's URL.")],
     warehouse: WarehouseOption = Path("warehouse"),
@@ -470,7 +488,7 @@ def show(
     _print_article(article, versions)
 
 
-@app.command()
+@command
 def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
         "broadsheet-report.html"
@@ -491,7 +509,7 @@ def report(
     _say(f"Report written to {written.resolve()}")
 
 
-@app.command()
+@command
 def verify(warehouse: WarehouseOption = Path("warehouse")) -> None:
     """Check the warehouse against the guarantees Broadsheet keeps: readable files, no
     half-applied commit, one row per article, version and ledger path, every version the
@@ -520,7 +538,7 @@ def verify(warehouse: WarehouseOption = Path("warehouse")) -> None:
     _say(f"All {len(results)} checks passed on {root}.")
 
 
-@app.command()
+@command
 def dictionary(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write; default: print.")
@@ -537,7 +555,7 @@ def dictionary(
         _say(f"Data dictionary written to {out}")
 
 
-@app.command()
+@command
 def serve(
     paths: Annotated[
         list[Path] | None,

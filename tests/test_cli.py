@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from broadsheet.cli import _nothing_to_read, skip_exit_collection
+from broadsheet.cli import _nothing_to_read, app, skip_exit_collection
 from broadsheet.entry_point import main, runs_ingest
 from broadsheet.fault_injection import DISK_FULL_VARIABLE, HANG_VARIABLE, KILL_POINT_VARIABLE
 from broadsheet.pipeline import run_ingest
@@ -405,29 +405,35 @@ def test_unwritable_warehouse_exits_1_with_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith(f"error: cannot write to warehouse {blocker / 'warehouse'}: ")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("--help",),
-        *(
-            (command, "--help")
-            for command in (
-                "run",
-                "query",
-                "runs",
-                "show",
-                "report",
-                "verify",
-                "dictionary",
-                "serve",
-            )
-        ),
-    ],
-)
-def test_every_command_has_help(tmp_path: Path, args: tuple[str, ...]) -> None:
-    result = broadsheet(*args, cwd=tmp_path, home=tmp_path / "prefect")
-    assert result.returncode == 0
+_COMMANDS = {
+    registered.name or registered.callback.__name__: registered.callback
+    for registered in app.registered_commands
+    if registered.callback is not None
+}
+
+
+@pytest.mark.parametrize("command", [None, *sorted(_COMMANDS)])
+def test_every_command_has_help_whose_sentences_are_not_broken(
+    tmp_path: Path, command: str | None
+) -> None:
+    """On a terminal wide enough, each paragraph of a command's docstring is one line of its
+    help (and its first paragraph one line of the command list): Typer would keep the
+    docstring's line breaks."""
+    args = ("--help",) if command is None else (command, "--help")
+    result = broadsheet(
+        *args, cwd=tmp_path, home=tmp_path / "prefect", environment={"TERMINAL_WIDTH": "1000"}
+    )
+    assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+    lines = [" ".join(line.strip(" │").split()) for line in result.stdout.splitlines()]
+    if command is None:
+        paragraphs = [(function.__doc__ or "").split("\n\n")[0] for function in _COMMANDS.values()]
+    else:
+        paragraphs = (_COMMANDS[command].__doc__ or "").split("\n\n")
+    assert paragraphs
+    for paragraph in paragraphs:
+        sentence = " ".join(paragraph.split())
+        assert any(sentence in line for line in lines), (sentence, result.stdout)
 
 
 def _children(pid: int) -> list[int]:
