@@ -9,7 +9,8 @@ it in this process; (b) a full ``broadsheet run`` into a new warehouse (a subpro
 time including Prefect start-up, and its peak RSS); (c) a no-op re-run on the same warehouse,
 both wall (with no Prefect server configured, a run with nothing to read skips Prefect: see
 the README) and the seconds the CLI reports as ingesting (what the flow itself spends on a
-no-op, as under ``broadsheet serve``), each against the full run's.
+no-op, as under ``broadsheet serve``), each against the full run's, and its peak RSS (it
+lists every file and reads the whole ledger).
 Then a 10-file run's wall time (the fixed cost; and a first run's, in a new Prefect home), 1
 against 2 worker processes (the ratio of the medians, and the median and range of each
 repeat's own ratio: on a shared machine the pairs show how far the noise goes), and what
@@ -163,14 +164,16 @@ def main() -> None:
     print(
         f"{'files':>8} {'floor docs/s':>13} {'run docs/s':>11} {'run/floor':>10} "
         f"{'run wall s':>11} {'no-op s':>8} {'no-op/run':>10} {'no-op ingest':>13} "
-        f"{'ingest ratio':>13} {'peak RSS MiB':>13}"
+        f"{'ingest ratio':>13} {'peak RSS MiB':>13} {'no-op RSS MiB':>14}"
     )
     walls: dict[int, float] = {}
     peak_rss: dict[int, float] = {}
+    noop_rss: dict[int, float] = {}
     floor_rates: dict[int, float] = {}
     for size in options.sizes:
         corpus = _corpus(workdir, size, options.rescrapes)
-        floors, runs, noops, peaks, run_ingests, noop_ingests = [], [], [], [], [], []
+        floors, runs, noops, peaks, noop_peaks = [], [], [], [], []
+        run_ingests, noop_ingests = [], []
         for repeat in range(options.repeats):
             floors.append(floor(corpus))
             warehouse = workdir / f"warehouse-{size}-{repeat}"
@@ -179,8 +182,9 @@ def main() -> None:
             runs.append(wall)
             peaks.append(peak)
             run_ingests.append(ingest)
-            noop_wall, _, noop_ingest = broadsheet_run(corpus, warehouse)
+            noop_wall, noop_peak, noop_ingest = broadsheet_run(corpus, warehouse)
             noops.append(noop_wall)
+            noop_peaks.append(noop_peak)
             noop_ingests.append(noop_ingest)
             shutil.rmtree(warehouse)
         floor_s, run_s, noop_s, run_ingest_s, noop_ingest_s = map(
@@ -189,11 +193,12 @@ def main() -> None:
         walls[size] = run_s
         floor_rates[size] = size / floor_s
         peak_rss[size] = statistics.median(peaks) / 1024
+        noop_rss[size] = statistics.median(noop_peaks) / 1024
         print(
             f"{size:>8,} {size / floor_s:>13,.0f} {size / run_s:>11,.0f} "
             f"{floor_s / run_s:>10.2f} {run_s:>11.1f} {noop_s:>8.1f} {noop_s / run_s:>10.2f} "
             f"{noop_ingest_s:>13.2f} {noop_ingest_s / run_ingest_s:>13.3f} "
-            f"{peak_rss[size]:>13.0f}",
+            f"{peak_rss[size]:>13.0f} {noop_rss[size]:>14.0f}",
             flush=True,
         )
     sizes = sorted(options.sizes)
@@ -203,7 +208,8 @@ def main() -> None:
         growth = peak_rss[large] / peak_rss[small]
         print(
             f"{small:,} -> {large:,} files: steady state {steady:,.0f} docs/s, "
-            f"{steady / floor_rate:.2f} x the floor; peak RSS x{growth:.2f}"
+            f"{steady / floor_rate:.2f} x the floor; peak RSS x{growth:.2f}, "
+            f"a no-op's x{noop_rss[large] / noop_rss[small]:.2f}"
         )
     _fixed_cost_and_scaling(
         workdir, options.scaling_size or options.sizes[0], options.repeats, options.rescrapes
