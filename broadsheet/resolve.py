@@ -17,7 +17,7 @@ Pure: tables in, decisions out; no files. The rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -75,12 +75,31 @@ class ReadPlan:
     unchanged: int
 
 
-def plan_reads(files: pa.Table, ledger: pa.Table | None, parser_version: str) -> ReadPlan:
+LEDGER_PLAN_COLUMNS = ("source_path", "size", "mtime_ns", "parser_version")
+"""The ledger columns ``plan_reads`` needs of every ledger row. The rest of what it passes
+on (``LEDGER_FACTS``) it needs only for the files it reads."""
+
+LEDGER_FACTS = ("content_sha256", "outcome", "article_id")
+"""The ledger columns ``plan_reads`` passes on as ``known_sha256``, ``previous_outcome`` and
+``previous_article_id``."""
+
+
+def plan_reads(
+    files: pa.Table,
+    ledger: pa.Table | None,
+    parser_version: str,
+    ledger_facts: Callable[[pa.Array], pa.Table] | None = None,
+) -> ReadPlan:
     """Split discovered files (path, size, mtime_ns) into unchanged ones and ones to read,
     using the ledger. Columnar, so that an archive of millions of files plans in seconds and
     in about the memory of its Arrow columns: each listed path is looked up among the ledger's
     (``index_in``, one hash table of the paths) rather than joined with its rows, which on
-    500,000 files took 1.2 s and about 500 MB more at its peak."""
+    500,000 files took 1.2 s and about 500 MB more at its peak.
+
+    ``ledger`` holds at least ``LEDGER_PLAN_COLUMNS``. Without ``LEDGER_FACTS`` (their
+    hashes and ids are most of a ledger row's size), ``ledger_facts`` gives them: called with
+    the paths of the files to read that the ledger knows, it returns ledger rows that include
+    those paths' (``source_path``, ``parser_version`` and ``LEDGER_FACTS``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -91,7 +110,8 @@ def plan_reads(files: pa.Table, ledger: pa.Table | None, parser_version: str) ->
             names=list(READ_PLAN_COLUMNS),
         )
         return ReadPlan(to_read.sort_by("path"), 0)
-    known = ledger.select(["source_path", "size", "mtime_ns", *_LEDGER_FACTS])
+    has_facts = all(name in ledger.column_names for name in LEDGER_FACTS)
+    known = ledger.select(["source_path", "size", "mtime_ns", *(LEDGER_FACTS if has_facts else ())])
     current = pc.equal(ledger.column("parser_version"), parser_version)
     if not pc.all(current).as_py():
         known = known.filter(current)
@@ -102,19 +122,35 @@ def plan_reads(files: pa.Table, ledger: pa.Table | None, parser_version: str) ->
     ).fill_null(False)
     to_read_mask = pc.invert(same_stat)
     read_position = position.filter(to_read_mask)
-    to_read = pa.table(
-        [
-            *files.select(["path", "size", "mtime_ns"]).filter(to_read_mask).columns,
-            *(known.column(name).take(read_position) for name in _LEDGER_FACTS),
-        ],
-        names=list(READ_PLAN_COLUMNS),
-    )
+    listed = files.select(["path", "size", "mtime_ns"]).filter(to_read_mask)
+    if has_facts:
+        facts = [known.column(name).take(read_position) for name in LEDGER_FACTS]
+    elif ledger_facts is None:
+        raise ValueError(f"a ledger without {', '.join(LEDGER_FACTS)} needs ledger_facts")
+    else:
+        facts = _facts_of(listed.column("path"), read_position, parser_version, ledger_facts)
+    to_read = pa.table([*listed.columns, *facts], names=list(READ_PLAN_COLUMNS))
     return ReadPlan(to_read.sort_by("path"), files.num_rows - to_read.num_rows)
 
 
-_LEDGER_FACTS = ("content_sha256", "outcome", "article_id")
-"""The ledger columns ``plan_reads`` passes on as ``known_sha256``, ``previous_outcome`` and
-``previous_article_id``."""
+def _facts_of(
+    paths: pa.ChunkedArray,
+    known_position: pa.ChunkedArray,
+    parser_version: str,
+    ledger_facts: Callable[[pa.Array], pa.Table],
+) -> list[pa.ChunkedArray]:
+    """``LEDGER_FACTS`` of each of ``paths`` whose ``known_position`` is valid (the ledger
+    has its path under ``parser_version``), from ``ledger_facts``; null for the others."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    known_paths = paths.filter(pc.is_valid(known_position)).combine_chunks()
+    if not len(known_paths):
+        return [pa.chunked_array([pa.nulls(len(paths), pa.string())]) for _ in LEDGER_FACTS]
+    rows = ledger_facts(known_paths)
+    rows = rows.filter(pc.equal(rows.column("parser_version"), parser_version))
+    where = pc.index_in(paths, value_set=rows.column("source_path"))
+    return [rows.column(name).take(where) for name in LEDGER_FACTS]
 
 
 @dataclass(frozen=True, slots=True)

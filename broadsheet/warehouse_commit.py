@@ -46,7 +46,14 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from broadsheet.fault_injection import kill_point
-from broadsheet.resolve import ARTICLES, VERSIONS, Partition, StoredVersion, Version
+from broadsheet.resolve import (
+    ARTICLES,
+    LEDGER_FACTS,
+    VERSIONS,
+    Partition,
+    StoredVersion,
+    Version,
+)
 from schemas import (
     ARTICLES_PARTITION_COLUMNS,
     ARTICLES_SCHEMA,
@@ -253,12 +260,15 @@ filtering first made planning slower (0.45 s against 0.22)."""
 
 
 def read_ledger(
-    warehouse: Warehouse, listed_paths: pa.Array | pa.ChunkedArray | None = None
+    warehouse: Warehouse,
+    listed_paths: pa.Array | pa.ChunkedArray | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pa.Table | None:
     """The ledger (None for a new warehouse), or, given the paths a run lists and fewer of
     them than a quarter of the ledger's rows (``SMALL_LISTING_SHARE``), only the rows of
     those paths, which is all that planning the run's reads needs: each file is then read only
-    in the row groups whose range of paths (from its statistics) holds a listed one."""
+    in the row groups whose range of paths (from its statistics) holds a listed one. Given
+    ``columns``, only those."""
     if listed_paths is not None:
         files = warehouse.table_files("ledger")
         try:
@@ -266,10 +276,24 @@ def read_ledger(
         except (OSError, pa.ArrowException):
             rows = 0  # a damaged file: the whole read below reports it, naming the file
         if len(listed_paths) * SMALL_LISTING_SHARE < rows:
-            if isinstance(listed_paths, pa.ChunkedArray):
-                listed_paths = listed_paths.combine_chunks()
-            return read_table(warehouse, "ledger", pc.field("source_path").isin(listed_paths))
-    return read_table(warehouse, "ledger")
+            return read_table(warehouse, "ledger", _path_is_in(listed_paths), columns)
+    return read_table(warehouse, "ledger", columns=columns)
+
+
+def read_ledger_rows_of(warehouse: Warehouse, paths: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The ledger's rows of ``paths`` (or, when they are not fewer than a quarter of its rows,
+    as ``read_ledger`` decides, all of them), in the columns ``plan_reads`` asks its
+    ``ledger_facts`` for."""
+    found = read_ledger(warehouse, paths, ("source_path", "parser_version", *LEDGER_FACTS))
+    if found is None:
+        raise WarehouseError(f"the ledger of {warehouse.root} is gone")
+    return found
+
+
+def _path_is_in(paths: pa.Array | pa.ChunkedArray) -> pc.Expression:
+    if isinstance(paths, pa.ChunkedArray):
+        paths = paths.combine_chunks()
+    return pc.field("source_path").isin(paths)
 
 
 def read_stored_versions(
@@ -768,17 +792,34 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def read_table(
-    warehouse: Warehouse, table: str, rows: pc.Expression | None = None
+    warehouse: Warehouse,
+    table: str,
+    rows: pc.Expression | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pa.Table | None:
-    """An unpartitioned table (all its files, or their ``rows`` that match) in the current
-    schema, or None when it has no file yet."""
+    """An unpartitioned table (all its files, or their ``rows`` that match; all its columns,
+    or only ``columns``) in the current schema, or None when it has no file yet."""
     files = warehouse.table_files(table)
     if not files:
         return None
     schema = TABLE_SCHEMAS[table]
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     return pa.concat_tables(
-        [_conform(pq.read_table(path, filters=rows, partitioning=None), schema) for path in files]
+        [_read_conformed(path, schema, rows, every_column=columns is None) for path in files]
     )
+
+
+def _read_conformed(
+    path: Path, schema: pa.Schema, rows: pc.Expression | None, *, every_column: bool
+) -> pa.Table:
+    """One table file's ``rows``, in ``schema``'s columns (those the file lacks as nulls),
+    reading only those unless ``every_column``."""
+    present = None
+    if not every_column:
+        stored = pq.read_schema(path).names
+        present = [name for name in schema.names if name in stored]
+    return _conform(pq.read_table(path, columns=present, filters=rows, partitioning=None), schema)
 
 
 def _partitioned_dataset(warehouse: Warehouse, table: str) -> ds.Dataset | None:

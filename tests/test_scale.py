@@ -36,7 +36,13 @@ from broadsheet.allocators import (
 from broadsheet.fault_injection import KILL_POINT_VARIABLE
 from broadsheet.pipeline import RunSummary, run_ingest
 from broadsheet.read_inputs import InputFile
-from broadsheet.resolve import READ_PLAN_COLUMNS, RUN_OUTCOME_COLUMNS, Outcome, plan_reads
+from broadsheet.resolve import (
+    LEDGER_PLAN_COLUMNS,
+    READ_PLAN_COLUMNS,
+    RUN_OUTCOME_COLUMNS,
+    Outcome,
+    plan_reads,
+)
 from broadsheet.warehouse_commit import MAX_PARTITION_FILES, PART_FILE, open_warehouse
 from schemas import ARTICLES_SCHEMA, LEDGER_SCHEMA, SCHEMA_VERSION
 from tests.test_warehouse import DAY, JAN_2024, snapshot, write_article, write_story
@@ -386,6 +392,51 @@ def test_the_ledger_rows_of_the_listed_paths_alone_give_the_whole_ledgers_plan(
     own_rows = ledger.filter(pc.is_in(ledger.column("source_path"), value_set=files.column("path")))
     whole, own = plan_reads(files, ledger, "9.9"), plan_reads(files, own_rows, "9.9")
     assert (own.to_read.to_pylist(), own.unchanged) == (whole.to_read.to_pylist(), whole.unchanged)
+
+
+@given(listed=_LISTED, entries=_LEDGER_ENTRIES)
+def test_a_ledger_without_its_facts_plans_as_the_whole_ledger_asking_only_for_files_to_read(
+    listed: list[tuple[str, int]], entries: list[tuple[str, int, str]]
+) -> None:
+    """Planning from ``LEDGER_PLAN_COLUMNS`` alone, with ``ledger_facts`` for the rest, gives
+    the whole ledger's plan, and asks only for the paths it reads that the ledger holds under
+    the current parser version."""
+    files = _files(*{f"/in/{name}": (f"/in/{name}", 5, stamp) for name, stamp in listed}.values())
+    entries = list({name: (name, stamp, version) for name, stamp, version in entries}.values())
+    ledger = _ledger_rows(
+        *(
+            {
+                "source_path": f"/in/{name}",
+                "size": 5,
+                "mtime_ns": stamp,
+                "parser_version": version,
+                "content_sha256": f"hash of {name}",
+                "article_id": f"id of {name}",
+            }
+            for name, stamp, version in entries
+        )
+    )
+    asked: list[list[str]] = []
+
+    def ledger_facts(paths: pa.Array) -> pa.Table:
+        asked.append(paths.to_pylist())
+        return ledger.filter(pc.is_in(ledger.column("source_path"), value_set=paths))
+
+    whole = plan_reads(files, ledger, "9.9")
+    slim = plan_reads(files, ledger.select(LEDGER_PLAN_COLUMNS), "9.9", ledger_facts)
+    assert (slim.to_read.to_pylist(), slim.unchanged) == (
+        whole.to_read.to_pylist(),
+        whole.unchanged,
+    )
+    expected = {row["path"] for row in whole.to_read.to_pylist() if row["known_sha256"]}
+    assert [set(paths) for paths in asked] == ([expected] if expected else [])
+
+
+def test_a_ledger_without_its_facts_and_nothing_to_give_them_is_an_error() -> None:
+    files = _files(("/in/a.md", 5, 2))
+    ledger = _ledger_rows({"source_path": "/in/a.md", "size": 5, "mtime_ns": 1})
+    with pytest.raises(ValueError, match="needs ledger_facts"):
+        plan_reads(files, ledger.select(LEDGER_PLAN_COLUMNS), "9.9")
 
 
 CURRENT_SCHEMA = {b"broadsheet.schema_version": str(SCHEMA_VERSION).encode()}

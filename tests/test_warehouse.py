@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from broadsheet.warehouse_commit import (
     files_to_merge,
     open_warehouse,
     read_ledger,
+    read_table,
     sorted_rows,
     warehouse_lock,
 )
@@ -323,9 +324,13 @@ def test_a_run_takes_its_preflight_plan_only_while_the_ledger_is_unchanged(
     ingest(inputs, warehouse)
     ledger_reads: list[Path] = []
 
-    def counted(target: Warehouse, listed: pa.ChunkedArray | None = None) -> object:
+    def counted(
+        target: Warehouse,
+        listed: pa.ChunkedArray | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> object:
         ledger_reads.append(target.root)
-        return read_ledger(target, listed)
+        return read_ledger(target, listed, columns)
 
     monkeypatch.setattr("broadsheet.pipeline.read_ledger", counted)
 
@@ -689,6 +694,28 @@ def test_older_schema_partitions_are_rewritten_in_the_current_schema(
         warehouse / "articles" / "**" / "*.parquet", hive_partitioning=True
     ).collect()
     assert articles.height == 6
+
+
+def test_a_table_file_older_than_a_column_reads_with_nulls_in_it_whatever_the_columns(
+    inputs: Path, tmp_path: Path
+) -> None:
+    """``read_table`` conforms each file to the current schema, also when asked for only some
+    columns: one of them missing from an older file comes out null."""
+    warehouse = tmp_path / "warehouse"
+    ingest(inputs, warehouse)
+    ledger_file = next((warehouse / "ledger").glob("*.parquet"))
+    pq.write_table(pq.read_table(ledger_file).drop_columns(["article_id"]), ledger_file)
+    opened = open_warehouse(warehouse)
+
+    whole = read_table(opened, "ledger")
+    some = read_table(opened, "ledger", columns=("source_path", "article_id"))
+
+    assert whole is not None
+    assert some is not None
+    assert some.column_names == ["source_path", "article_id"]
+    assert some.num_rows == whole.num_rows == 7
+    assert some.column("article_id").null_count == 7
+    assert some.column("source_path").to_pylist() == whole.column("source_path").to_pylist()
 
 
 def test_second_run_while_one_is_active_fails_clearly_or_waits(
