@@ -817,7 +817,11 @@ def _read_conformed(
     reading only those unless ``every_column``."""
     present = None
     if not every_column:
-        stored = pq.read_schema(path).names
+        try:
+            stored = pq.read_schema(path).names
+        except pa.ArrowInvalid as error:  # worded as reading the table names the file
+            message = f"Could not open Parquet input source '{path}': {error}"
+            raise pa.ArrowInvalid(message) from error
         present = [name for name in schema.names if name in stored]
     return _conform(pq.read_table(path, columns=present, filters=rows, partitioning=None), schema)
 
