@@ -486,6 +486,32 @@ def test_footer_marker_discards_everything_after_it() -> None:
     assert len(body.discarded) == 3
 
 
+def test_medium_related_stream_and_everything_after_it_are_discarded() -> None:
+    """Medium's "Related" stream after a post: its heading's class starts it, and the cards
+    that follow in unmarked sections (publication, date, picture, title) are not the post.
+    Hidden inside boilerplate, the same heading ends nothing."""
+    body = extract_body(
+        "<p>Kept “body” 😀.</p><figure><img src='/lead.jpg'></figure>"
+        "<div class='streamItem streamItem--heading js-streamItem'><div><header>"
+        "<span class='heading-title'>Related</span></header></div></div>"
+        "<section class='xq1'><div><a href='https://pub.example/wsj'>The Journal</a>"
+        "<img src='/card.jpg'></div><h1>A card’s title</h1><h2>Its dek</h2></section>",
+        BASE,
+    )
+    assert body.paragraphs == ("Kept “body” 😀.",)
+    assert body.headings == ()
+    assert body.image_urls == ("https://news.example/lead.jpg",)
+    assert [(d.reason, d.text) for d in body.discarded] == [
+        (DiscardReason.RELATED_STREAM, text)
+        for text in ("Related", "The Journal", "A card’s title", "Its dek")
+    ]
+    hidden = extract_body(
+        "<div hidden><div class='streamItem--heading'>Related</div></div><p>Still body.</p>",
+        BASE,
+    )
+    assert hidden.paragraphs == ("Still body.",)
+
+
 def test_image_rules() -> None:
     body = extract_body(
         "<img src=''><img src='' srcset='s.jpg 240w, l.jpg 800w, m.jpg 480w'>"

@@ -97,6 +97,7 @@ typedef struct {
     PyObject *reason_share_widget, *reason_media_fallback, *reason_promo;
     PyObject *reason_hidden, *reason_advertisement, *reason_related_links;
     PyObject *reason_past_article_end;
+    PyObject *reason_related_stream;
     PyObject *ad_label_word; /* str: an aria-label holding it marks an advertisement */
     PyObject *discard_type; /* transforms.body.Discard */
     PyObject *text_rule, *is_caption_text, *is_meta_text, *is_bold_heading;
@@ -1763,6 +1764,21 @@ static int take_image(WalkState *state, xmlNode *node)
     return 0;
 }
 
+/* transforms.body._start_footer_at: from this block on, text is discarded with reason and
+ * no image is the article's, unless an earlier footer start already decided so. */
+static int start_footer_at(WalkState *state, PyObject *reason)
+{
+    PyObject *footer = PyObject_GetAttr(state->walk, config.str_footer_reason);
+    if (footer == NULL) {
+        return -1;
+    }
+    int status = footer == Py_None
+                     ? PyObject_SetAttr(state->walk, config.str_footer_reason, reason)
+                     : 0;
+    Py_DECREF(footer);
+    return status;
+}
+
 /* Handle an element's start. Returns 1 to descend into its children, 0 to skip them (the
  * element is then ended at once), -1 on error. */
 static int start_element(WalkState *state, xmlNode *node)
@@ -1819,6 +1835,7 @@ static int start_element(WalkState *state, xmlNode *node)
     }
     if (kind == KIND_BLOCK) {
         if (flush_if_pending(state) < 0 ||
+            (reason == config.reason_related_stream && start_footer_at(state, reason) < 0) ||
             (is_article_or_footer(node) && article_starts_push(state) < 0)) {
             status = -1;
             goto done;
@@ -2289,7 +2306,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         "reason_hidden", "reason_advertisement", "ad_label_word", "reason_related_links",
         "decoration_attribute_parts", "decoration_src_parts", "placeholder_parts",
         "tracking_pixel_prefixes", "class_rules", "topic_class_prefixes",
-        "reason_past_article_end", "promo_max_chars",
+        "reason_past_article_end", "reason_related_stream", "promo_max_chars",
     };
     PyObject **slots[] = {
         &config.tag_kinds, &config.rule_tags, &config.bold_tags, &config.heading_tags,
@@ -2307,7 +2324,7 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs)
         &config.reason_related_links, &config.decoration_attribute_parts,
         &config.decoration_src_parts, &config.placeholder_parts, &config.tracking_pixel_prefixes,
         &config.class_rules, &config.topic_class_prefixes, &config.reason_past_article_end,
-        &promo_max,
+        &config.reason_related_stream, &promo_max,
     };
     size_t count = sizeof(names) / sizeof(names[0]);
     if (PyDict_GET_SIZE(kwargs) != (Py_ssize_t)count) {

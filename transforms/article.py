@@ -19,7 +19,7 @@ _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 _Error = TypeVar("_Error", bound=BaseException)
 
-PARSER_VERSION = "1.6.0"
+PARSER_VERSION = "1.7.0"
 """Version of the extraction rules; bump it whenever their output may change."""
 
 _UTF8_BOM = b"\xef\xbb\xbf"

@@ -62,6 +62,7 @@ class DiscardReason(StrEnum):
     SECTION_BREAK = "section_break"
     REPEATED_TITLE = "repeated_title"
     PAST_ARTICLE_END = "past_article_end"
+    RELATED_STREAM = "related_stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,10 @@ _RELATED_PARTS = ("related", "readmore", "read-more")
 _RELATED_TOKENS = frozenset(("tags", "categories"))
 """A post's tag or category list (``post-tags``, ``tags``, ``categories``): links to other
 posts, like a related list."""
+_RELATED_STREAM_WORDS = frozenset(("streamitem--heading",))
+"""The heading of Medium's stream of other stories (``streamItem--heading``, its "Related"
+label): the cards after it (each story's publication, date, picture and title) are that
+stream, not the post, so a block with this class starts a footer (``_start_footer_at``)."""
 _RELATED_WORDS = frozenset(("wp-embedded-content",))
 """WordPress's card for another post embedded in this one: that post's title as a link."""
 _META_TOKENS = frozenset(("meta", "submitted", "posted"))
@@ -159,6 +164,15 @@ _CLASS_RULES_FOR_C = (
         (),
         tuple(sorted(_SHARE_TOKENS)),
         _SHARE_TOKEN_PREFIXES,
+        (),
+    ),
+    (
+        Role.BOILERPLATE,
+        DiscardReason.RELATED_STREAM,
+        tuple(sorted(_RELATED_STREAM_WORDS)),
+        (),
+        (),
+        (),
         (),
     ),
     (
@@ -503,6 +517,8 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
         if kind == _BLOCK:
             if fragments:
                 _flush(walk)
+            if reason is DiscardReason.RELATED_STREAM:
+                _start_footer_at(walk, reason)
             if tag in _ARTICLE_END_TAGS:
                 article_starts.append(len(walk.paragraphs))
             if not len(element):
@@ -517,6 +533,13 @@ def _walk_tree_python(walk: _Walk, root: etree._Element, deadline: float) -> Non
         text = element.text
         if text and (fragments or not text.isspace()):
             fragments.append((text, role, reason, bold))
+
+
+def _start_footer_at(walk: _Walk, reason: DiscardReason) -> None:
+    """A block that starts a footer by its class (``_RELATED_STREAM_WORDS``): its text and
+    everything after it are discarded with ``reason``, and no later image is the article's."""
+    if walk.footer_reason is None:
+        walk.footer_reason = reason
 
 
 def _end_article_at(
@@ -635,6 +658,8 @@ def _class_context(attributes: str) -> tuple[Role, DiscardReason | None] | None:
         token.startswith(_SHARE_TOKEN_PREFIXES) for token in tokens
     ):
         return Role.BOILERPLATE, DiscardReason.SHARE_WIDGET
+    if not _RELATED_STREAM_WORDS.isdisjoint(words):
+        return Role.BOILERPLATE, DiscardReason.RELATED_STREAM
     if (
         any(part in attributes for part in _RELATED_PARTS)
         or not _RELATED_TOKENS.isdisjoint(tokens)
@@ -940,6 +965,7 @@ if _speedups is not None:
         ad_label_word=_AD_LABEL_WORD,
         reason_related_links=DiscardReason.RELATED_LINKS,
         reason_past_article_end=DiscardReason.PAST_ARTICLE_END,
+        reason_related_stream=DiscardReason.RELATED_STREAM,
         decoration_attribute_parts=_DECORATION_ATTRIBUTE_PARTS,
         decoration_src_parts=_DECORATION_SRC_PARTS,
         placeholder_parts=PLACEHOLDER_PARTS,
