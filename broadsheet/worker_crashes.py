@@ -14,8 +14,8 @@ processes stopped, as if they had died.
 Each batch the dead or stopped pool held is then parsed again: first its files one by one,
 in a fresh process, which shows which file, if any, ends a process on its own (the next
 process starts after it) or keeps it on one file for ``FILE_TIME_LIMIT_SECONDS``; those files
-become ``worker_crashed`` or ``time_limit`` rejects; then the rest of the batch in a fresh
-process. The pool is replaced for the batches still to come.
+become ``worker_crashed`` (when a second process, parsing the file alone, dies too) or
+``time_limit`` rejects; then the rest of the batch in a fresh process. The pool is replaced for the batches still to come.
 
 On a Dask worker, which the flow cannot stop, a parse task that outlives its batch's limit
 ends the worker's process (``process_ends_if_stalled``), as a crash would: Dask's nanny
@@ -46,6 +46,7 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import IO, TYPE_CHECKING
 
 from broadsheet.allocators import JEMALLOC_CONF_VARIABLE
+from broadsheet.fault_injection import kill_point
 from broadsheet.pipeline import (
     Batch,
     BatchResult,
@@ -430,30 +431,27 @@ def crashing_files(
     """Path -> (reason, detail) of each file of ``batch`` whose parse ends the process
     (``worker_crashed``) or keeps it on that file for ``file_time_limit``
     (``time_limit``), found by parsing the batch's files one by one in a fresh process;
-    after such a file, the next process starts at the file after it."""
+    after such a file, the next process starts at the file after it.
+
+    A file is blamed for a death only when a second process, parsing that file alone, dies
+    too: a process can die without its file's doing (the out-of-memory killer taking it for
+    memory others held, or Python's fork server failing under load and reporting exit code
+    255 for a process that had finished, CPython gh-140867), and a reject costs the file
+    until it changes. A process that got through every file is done, whatever exit code it
+    is reported with."""
     found: dict[str, tuple[RejectReason, str]] = {}
-    position: Synchronized[int] = _CONTEXT.Value("q", -1)
     start = 0
     while start < len(batch.files):
-        position.value = -1
-        start_worker_server()
-        process = _CONTEXT.Process(
-            target=_parse_one_by_one,
-            args=(dict(os.environ), batch.files[start:], position),
-            name=f"broadsheet-crash-search-{batch.index}",
-            daemon=True,
-        )
-        process.start()
-        stalled = _stalled(process, position, stopping)
-        if process.exitcode == 0:
+        files = batch.files[start:]
+        end = _parse_alone(batch, files, stopping)
+        if end.finished(len(files)):
             break
-        if position.value < 0:
-            raise WorkerCrashError(
-                f"batch {batch.index}: a new parse process "
-                f"{'did not start' if stalled else 'died'} ({_death(process.exitcode)}) "
-                "before it read a file"
-            )
-        culprit = start + position.value
+        culprit = start + end.position
+        if not end.stalled:
+            end = _parse_alone(batch, files[end.position : end.position + 1], stopping)
+            if end.finished(1):
+                start = culprit + 1
+                continue
         found[batch.files[culprit][0].path] = (
             (
                 RejectReason.TIME_LIMIT,
@@ -462,16 +460,58 @@ def crashing_files(
                 "code, or a read that hangs; it is read again when it changes or the parser "
                 "version does",
             )
-            if stalled
+            if end.stalled
             else (
                 RejectReason.WORKER_CRASHED,
-                f"the process parsing this file alone died ({_death(process.exitcode)}): a "
+                f"two processes parsing this file alone died ({_death(end.exitcode)}): a "
                 "crash in C code, or the out-of-memory killer; it is read again when it "
                 "changes or the parser version does",
             )
         )
         start = culprit + 1
     return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SearchEnd:
+    """How a process of the search ended: the position of the file it was on (-1 before the
+    first, the number of files once it got through them all), whether it was stopped for
+    stalling, and its exit code as reported."""
+
+    position: int
+    stalled: bool
+    exitcode: int | None
+
+    def finished(self, files: int) -> bool:
+        """Whether the process got through all ``files``."""
+        return self.exitcode == 0 or self.position == files
+
+
+def _parse_alone(
+    batch: Batch,
+    files: Sequence[tuple[InputFile, str | None]],
+    stopping: threading.Event | None,
+) -> _SearchEnd:
+    """Parse ``files`` one by one in a fresh process of the search (``_parse_one_by_one``)
+    and say how it ended; raise ``WorkerCrashError`` when it ended before its first file."""
+    position: Synchronized[int] = _CONTEXT.Value("q", -1)
+    start_worker_server()
+    process = _CONTEXT.Process(
+        target=_parse_one_by_one,
+        args=(dict(os.environ), files, position),
+        name=f"broadsheet-crash-search-{batch.index}",
+        daemon=True,
+    )
+    process.start()
+    stalled = _stalled(process, position, stopping)
+    end = _SearchEnd(position.value, stalled, process.exitcode)
+    if end.position < 0 and not end.finished(len(files)):
+        raise WorkerCrashError(
+            f"batch {batch.index}: a new parse process "
+            f"{'did not start' if stalled else 'died'} ({_death(end.exitcode)}) "
+            "before it read a file"
+        )
+    return end
 
 
 def _stalled(
@@ -505,7 +545,8 @@ def _parse_one_by_one(
     position: Synchronized[int],
 ) -> None:
     """Parse the files that ``parse_batch_files`` would, one at a time, with ``position``
-    at the file being parsed: what the parent reads when this process dies or stalls."""
+    at the file being parsed (what the parent reads when this process dies or stalls), then
+    at ``len(files)`` once they are all parsed."""
     _start_worker(environment, quiet=False)
     for index, (input_file, known_hash) in enumerate(files):
         position.value = index
@@ -514,6 +555,8 @@ def _parse_one_by_one(
             continue
         kill_at_parse([input_file])
         parse_articles([content[0]])
+    position.value = len(files)
+    kill_point("search-finished")
 
 
 def _death(exitcode: int | None) -> str:

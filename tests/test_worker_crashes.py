@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from broadsheet.worker_crashes import (
     ParseStoppedError,
     WorkerCrashError,
     WorkerPool,
+    _SearchEnd,
     batch_time_limit,
     crashing_files,
     file_time_limit,
@@ -84,6 +86,40 @@ def test_the_file_that_ends_a_process_alone_is_found_and_the_search_goes_on_afte
     assert reason is RejectReason.WORKER_CRASHED
     assert "killed by SIGKILL" in detail
     assert "read again when it changes" in detail
+
+
+def test_a_process_that_dies_after_its_last_file_blames_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A death reported once every file was parsed (Python's fork server, under load, can
+    report exit code 255 for a process that finished) is no file's doing."""
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md"])
+    monkeypatch.setenv(KILL_POINT_VARIABLE, "search-finished")
+    assert crashing_files(batch) == {}
+
+
+def test_a_death_that_a_file_alone_does_not_repeat_is_not_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first search process dies on b.md (as if the out-of-memory killer took it); b.md
+    alone then parses, so it is not blamed and the search goes on at c.md."""
+    batch = _batch(tmp_path / "in", 0, ["a.md", "b.md", "c.md"])
+    parse_alone = broadsheet.worker_crashes._parse_alone
+    searched: list[list[str]] = []
+
+    def dies_once_on_b(
+        batch: Batch,
+        files: Sequence[tuple[InputFile, str | None]],
+        stopping: threading.Event | None,
+    ) -> _SearchEnd:
+        searched.append([Path(input_file.path).name for input_file, _ in files])
+        if len(searched) == 1:
+            return _SearchEnd(position=1, stalled=False, exitcode=-signal.SIGKILL)
+        return parse_alone(batch, files, stopping)
+
+    monkeypatch.setattr(broadsheet.worker_crashes, "_parse_alone", dies_once_on_b)
+    assert crashing_files(batch) == {}
+    assert searched == [["a.md", "b.md", "c.md"], ["b.md"], ["c.md"]]
 
 
 def test_no_file_is_blamed_when_every_file_parses(tmp_path: Path) -> None:
