@@ -15,7 +15,8 @@ Each batch the dead or stopped pool held is then parsed again: first its files o
 in a fresh process, which shows which file, if any, ends a process on its own (the next
 process starts after it) or keeps it on one file for ``FILE_TIME_LIMIT_SECONDS``; those files
 become ``worker_crashed`` (when a second process, parsing the file alone, dies too) or
-``time_limit`` rejects; then the rest of the batch in a fresh process. The pool is replaced for the batches still to come.
+``time_limit`` rejects; then the rest of the batch in a fresh process. The pool is replaced
+for the batches still to come.
 
 On a Dask worker, which the flow cannot stop, a parse task that outlives its batch's limit
 ends the worker's process (``process_ends_if_stalled``), as a crash would: Dask's nanny
